@@ -1,0 +1,123 @@
+//! The C ABI declared in `include/dlm.h`.
+
+use crate::runtime::{self, ReleaseError};
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+/// Mirrors `struct dlm_stats` in `dlm.h`.
+#[repr(C)]
+pub struct DlmStats {
+    pub faults: u64,
+    pub zero_fills: u64,
+    pub bytes_fetched: u64,
+    pub bytes_written_back: u64,
+    pub pages_evicted: u64,
+    pub resident_bytes: u64,
+    pub peak_resident_bytes: u64,
+    pub local_budget_bytes: u64,
+    pub page_size: u64,
+    pub servers: u64,
+    pub server_capacity_bytes: u64,
+    pub wait_seconds: f64,
+}
+
+/// Starts DLM. In memory-server processes it does not return. On bad options it prints the
+/// reason and exits with status 2. Removes the DLM options after `--` from `argv`.
+///
+/// # Safety
+/// `argc` and `argv` are either both NULL or `main`'s arguments (or pointers to copies of them).
+#[no_mangle]
+pub unsafe extern "C" fn dlm_startup(argc: *mut c_int, argv: *mut *mut *mut c_char) -> c_int {
+    let args: Vec<String> = if argc.is_null() || argv.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: the caller passes main's argc/argv: argc strings, each NUL-terminated.
+        unsafe { (0..*argc as usize).map(|i| CStr::from_ptr(*(*argv).add(i)).to_string_lossy().into_owned()).collect() }
+    };
+    let args = if args.is_empty() { std::env::args().collect() } else { args };
+    match runtime::start(&args) {
+        Ok(started) => {
+            if !argc.is_null() && !argv.is_null() {
+                // SAFETY: program_argc <= argc, and argv[argc] exists (it is NULL) in main's array.
+                unsafe {
+                    if started.program_argc < *argc as usize {
+                        *(*argv).add(started.program_argc) = std::ptr::null_mut();
+                        *argc = started.program_argc as c_int;
+                    }
+                }
+            }
+            0
+        }
+        Err(e) => runtime::exit_with(&e),
+    }
+}
+
+/// Allocates `size` bytes of DLM memory, page-aligned and zeroed; NULL (with a message on stderr)
+/// when it does not fit in the local budget plus the servers' capacity.
+#[no_mangle]
+pub extern "C" fn dlm_alloc(size: usize) -> *mut c_void {
+    match runtime::allocate(size) {
+        Ok(ptr) => ptr.as_ptr().cast(),
+        Err(e) => {
+            eprintln!("dlm_alloc: {e}");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Frees memory from `dlm_alloc`. NULL is ignored; any other pointer aborts with a message.
+///
+/// # Safety
+/// No thread may use the block after this call.
+#[no_mangle]
+pub unsafe extern "C" fn dlm_free(ptr: *mut c_void) {
+    if ptr.is_null() {
+        return;
+    }
+    match runtime::release(ptr.cast()) {
+        Ok(()) => {}
+        Err(ReleaseError::NotDlm) => {
+            eprintln!("dlm_free: {ptr:p} was not returned by dlm_alloc");
+            std::process::abort();
+        }
+        Err(ReleaseError::NotStarted) => {
+            eprintln!("dlm_free: DLM is not running (call dlm_startup first)");
+            std::process::abort();
+        }
+    }
+}
+
+/// Stops DLM: memory servers exit, DLM memory is unmapped. Also runs at exit.
+#[no_mangle]
+pub extern "C" fn dlm_shutdown() {
+    runtime::shutdown();
+}
+
+/// Fills `out` with the paging statistics; returns 0, or -1 if DLM is not running.
+///
+/// # Safety
+/// `out` must point to a writable `struct dlm_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn dlm_get_stats(out: *mut DlmStats) -> c_int {
+    let Some(s) = runtime::stats() else { return -1 };
+    if out.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe {
+        out.write(DlmStats {
+            faults: s.faults,
+            zero_fills: s.zero_fills,
+            bytes_fetched: s.bytes_fetched,
+            bytes_written_back: s.bytes_written_back,
+            pages_evicted: s.pages_evicted,
+            resident_bytes: s.resident_bytes,
+            peak_resident_bytes: s.peak_resident_bytes,
+            local_budget_bytes: s.local_budget_bytes,
+            page_size: s.page_size,
+            servers: s.servers,
+            server_capacity_bytes: s.server_capacity_bytes,
+            wait_seconds: s.wait_seconds,
+        })
+    };
+    0
+}

@@ -1,0 +1,197 @@
+//! DLM options from the environment (`DLM_*`) and from the classic command-line form that follows
+//! `--` on the program's command line (`./prog in.dat -- -l 256M -m 4G memfile`).
+//! Arguments after `--` win over the environment.
+
+use crate::memfile::{Memfile, MemfileError};
+use crate::size::{parse_size, Bytes, SizeError};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The DLM page size when `DLM_PAGE_SIZE` is not set.
+pub const DEFAULT_PAGE_SIZE: usize = 256 << 10;
+
+/// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
+const ENV_VARS: [&str; 6] =
+    ["DLM_MEMFILE", "DLM_LOCAL_MEM", "DLM_SERVER_MEM", "DLM_PAGE_SIZE", "DLM_STATS", "DLM_STATS_JSON"];
+
+/// Everything the runtime was asked for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most bytes of DLM pages resident in the program's process; `None`: a quarter of the
+    /// host's available memory.
+    pub local_budget: Option<u64>,
+    /// Bytes each memory server may give when the memfile does not say; `None`: half of the
+    /// server host's available memory, shared by the servers on that host.
+    pub server_mem: Option<u64>,
+    /// The unit of paging, a multiple of the system page size.
+    pub page_size: usize,
+    pub memfile: Option<Memfile>,
+    /// Print a human summary on stderr at shutdown.
+    pub stats: bool,
+    /// Write a JSON object with the counters to this file at shutdown.
+    pub stats_json: Option<PathBuf>,
+}
+
+/// Why the options were rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value}: {source}")]
+    BadSize { name: &'static str, value: String, source: SizeError },
+    #[error("{name}={value}: expected 0 or 1")]
+    BadFlag { name: &'static str, value: String },
+    #[error("unknown environment variable {name}; DLM reads {}", ENV_VARS.join(", "))]
+    UnknownEnv { name: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    HelpRequested(String),
+    #[error("page size {page_size} must be a non-zero multiple of the system page size ({system})")]
+    PageSize { page_size: u64, system: usize },
+    #[error("local memory budget {} must hold at least two DLM pages of {}", Bytes(*budget), Bytes(*page_size as u64))]
+    BudgetTooSmall { budget: u64, page_size: usize },
+    #[error(transparent)]
+    Memfile(#[from] MemfileError),
+}
+
+/// The classic DLM options, given after `--`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "PROGRAM [ARGS...] --",
+    no_binary_name = true,
+    about = "DLM options (after `--` on the program's command line; the DLM_* environment variables set the same)",
+    disable_version_flag = true
+)]
+struct DlmArgs {
+    /// Local memory budget for DLM pages [DLM_LOCAL_MEM]
+    #[arg(short = 'l', long = "local-mem", value_name = "SIZE", value_parser = parse_size)]
+    local_mem: Option<u64>,
+    /// Bytes each memory server may give when the memfile does not say [DLM_SERVER_MEM]
+    #[arg(short = 'm', long = "server-mem", value_name = "SIZE", value_parser = parse_size)]
+    server_mem: Option<u64>,
+    /// DLM page size, a multiple of the system page size [DLM_PAGE_SIZE]
+    #[arg(short = 'p', long = "page-size", value_name = "SIZE", value_parser = parse_size)]
+    page_size: Option<u64>,
+    /// Print paging statistics on stderr at shutdown [DLM_STATS=1]
+    #[arg(short = 's', long = "stats")]
+    stats: bool,
+    /// Write paging statistics as JSON to PATH at shutdown [DLM_STATS_JSON]
+    #[arg(long = "stats-json", value_name = "PATH")]
+    stats_json: Option<PathBuf>,
+    /// Memory-server hosts and the bytes each may give [DLM_MEMFILE]
+    #[arg(value_name = "MEMFILE")]
+    memfile: Option<PathBuf>,
+}
+
+/// Splits `argv` at the first `--`: the program keeps what is before it.
+/// Returns the options and how many leading arguments belong to the program.
+pub fn from_env_and_args<I>(env: I, argv: &[String]) -> Result<(Config, usize), ConfigError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let split = argv.iter().skip(1).position(|a| a == "--").map_or(argv.len(), |i| i + 1);
+    let cli = if split < argv.len() {
+        DlmArgs::try_parse_from(&argv[split + 1..]).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp => ConfigError::HelpRequested(e.render().to_string()),
+            _ => ConfigError::Usage(e.render().to_string()),
+        })?
+    } else {
+        DlmArgs::try_parse_from(std::iter::empty::<String>()).expect("no arguments always parse")
+    };
+
+    let mut local_budget = cli.local_mem;
+    let mut server_mem = cli.server_mem;
+    let mut page_size = cli.page_size;
+    let mut stats = cli.stats;
+    let mut stats_json = cli.stats_json;
+    let mut memfile_path = cli.memfile;
+    for (name, value) in env {
+        let Some(known) = ENV_VARS.iter().find(|k| **k == name) else {
+            if name.starts_with("DLM_") {
+                return Err(ConfigError::UnknownEnv { name });
+            }
+            continue;
+        };
+        let size = || {
+            parse_size(&value).map_err(|source| ConfigError::BadSize { name: known, value: value.clone(), source })
+        };
+        match *known {
+            "DLM_MEMFILE" => memfile_path = memfile_path.or(Some(PathBuf::from(&value))),
+            "DLM_LOCAL_MEM" => local_budget = local_budget.or(Some(size()?)),
+            "DLM_SERVER_MEM" => server_mem = server_mem.or(Some(size()?)),
+            "DLM_PAGE_SIZE" => page_size = page_size.or(Some(size()?)),
+            "DLM_STATS" => match value.as_str() {
+                "1" => stats = true,
+                "0" | "" => {}
+                _ => return Err(ConfigError::BadFlag { name: known, value }),
+            },
+            "DLM_STATS_JSON" => stats_json = stats_json.or(Some(PathBuf::from(&value))),
+            _ => unreachable!("every name in ENV_VARS is handled"),
+        }
+    }
+
+    let system = crate::sys::system_page_size();
+    let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE as u64);
+    if page_size == 0 || page_size % system as u64 != 0 || page_size > 1 << 30 {
+        return Err(ConfigError::PageSize { page_size, system });
+    }
+    let page_size = page_size as usize;
+    if let Some(budget) = local_budget {
+        if budget < 2 * page_size as u64 {
+            return Err(ConfigError::BudgetTooSmall { budget, page_size });
+        }
+    }
+    let memfile = memfile_path.map(|p| Memfile::load(&p)).transpose()?;
+    if let Some(mf) = &memfile {
+        mf.check_page_size(page_size)?;
+    }
+    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json };
+    Ok((config, split))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn env(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn classic_form_after_double_dash_is_split_off() {
+        let argv = args(&["prog", "in.dat", "--", "-l", "256M", "-p", "64K", "-s"]);
+        let (config, keep) = from_env_and_args(env(&[]), &argv).unwrap();
+        assert_eq!(keep, 2);
+        assert_eq!(config.local_budget, Some(256 << 20));
+        assert_eq!(config.page_size, 64 << 10);
+        assert!(config.stats);
+    }
+
+    #[test]
+    fn arguments_win_over_environment() {
+        let argv = args(&["prog", "--", "-l", "1G"]);
+        let vars = env(&[("DLM_LOCAL_MEM", "2G"), ("DLM_SERVER_MEM", "3G"), ("DLM_STATS", "1"), ("HOME", "/")]);
+        let (config, _) = from_env_and_args(vars, &argv).unwrap();
+        assert_eq!(config.local_budget, Some(1 << 30));
+        assert_eq!(config.server_mem, Some(3 << 30));
+        assert!(config.stats);
+    }
+
+    #[test]
+    fn rejects_bad_options_with_usage() {
+        let err = from_env_and_args(env(&[]), &args(&["prog", "--", "--frobnicate"])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--frobnicate") && text.contains("Usage"), "{text}");
+        let err = from_env_and_args(env(&[("DLM_LOCALMEM", "1G")]), &args(&["prog"])).unwrap_err();
+        assert!(err.to_string().contains("unknown environment variable DLM_LOCALMEM"));
+        let err = from_env_and_args(env(&[("DLM_PAGE_SIZE", "1000")]), &args(&["prog"])).unwrap_err();
+        assert!(err.to_string().contains("multiple of the system page size"));
+        let err = from_env_and_args(env(&[("DLM_LOCAL_MEM", "12X")]), &args(&["prog"])).unwrap_err();
+        assert!(err.to_string().starts_with("DLM_LOCAL_MEM=12X: invalid size"));
+        let err = from_env_and_args(env(&[("DLM_LOCAL_MEM", "4K")]), &args(&["prog"])).unwrap_err();
+        assert!(matches!(err, ConfigError::BudgetTooSmall { .. }));
+    }
+}

@@ -1,0 +1,29 @@
+//! The runtime's typed errors; each message says what happened and what to do.
+
+use crate::config::ConfigError;
+use crate::size::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "cannot allocate {} of DLM memory: only {} is available (local budget {} + memory servers {} - {} in use); \
+         raise DLM_LOCAL_MEM or give the servers more memory in the memfile",
+        Bytes(*requested), Bytes(*available), Bytes(*budget), Bytes(*servers), Bytes(*in_use)
+    )]
+    OutOfMemory { requested: u64, available: u64, budget: u64, servers: u64, in_use: u64 },
+    #[error("cannot allocate {} of DLM memory: the DLM address range is too fragmented; free larger blocks first", Bytes(*requested))]
+    Fragmented { requested: u64 },
+    #[error("DLM is not running: call dlm_startup (C) or dlm::start (Rust) first")]
+    NotStarted,
+    #[error("DLM was already started in this process")]
+    AlreadyStarted,
+    #[error("cannot start memory servers: {0}")]
+    Spawn(String),
+    #[error("cannot serve page faults: userfaultfd failed ({0}); run as root or give this user read-write access to /dev/userfaultfd")]
+    Userfaultfd(String),
+    #[error("cannot reserve {} of address space for DLM memory: {source}", Bytes(*bytes))]
+    Reserve { bytes: u64, source: std::io::Error },
+}

@@ -1,0 +1,262 @@
+//! The process-wide runtime: startup (launch detection, servers, pager thread), allocation,
+//! shutdown (also at exit), statistics.
+
+use crate::config::{self, Config, ConfigError};
+use crate::error::Error;
+use crate::heap::Heap;
+use crate::memfile::ServerLine;
+use crate::pager::{Command, Mailbox, Pager};
+use crate::stats::{Counters, Stats};
+use crate::sys::{self, FaultFd, Mapping};
+use crate::transport::{self, Hello, Job, Launch, Setup};
+use mpi::environment::Universe;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+enum State {
+    NotStarted,
+    Running(Box<Runtime>),
+    ShutDown,
+}
+
+static STATE: Mutex<State> = Mutex::new(State::NotStarted);
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Runtime {
+    // Dropped in this order at shutdown: pager (and its job), then MPI, then the DLM range.
+    pager: Option<JoinHandle<Job>>,
+    universe: Option<Universe>,
+    region: Arc<Mapping>,
+    mailbox: Arc<Mailbox>,
+    counters: Arc<Counters>,
+    heap: Heap,
+    config: Config,
+    budget: u64,
+    servers: u64,
+    capacity: u64,
+}
+
+/// What a successful start tells the program.
+pub struct Started {
+    /// How many leading arguments belong to the program (the DLM options after `--` do not).
+    pub program_argc: usize,
+}
+
+/// Starts DLM for this process. Memory-server processes never return from here: they serve and
+/// exit 0 at shutdown. `argv` is the full command line, program name first.
+pub fn start(argv: &[String]) -> Result<Started, Error> {
+    if !matches!(*state(), State::NotStarted) {
+        return Err(Error::AlreadyStarted);
+    }
+    let (universe, launch) = transport::start();
+    let spawned = matches!(launch, Launch::Singleton);
+    let (job, lines) = match launch {
+        Launch::MpirunServer(job) | Launch::SpawnedServer(job) => crate::server::serve(universe, job),
+        Launch::MpirunCompute(job) => {
+            let config = match config::from_env_and_args(std::env::vars(), argv) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    job.gather_hellos();
+                    for server in 0..job.servers() {
+                        job.send_setup(server, Setup { page_size: 0, capacity: 0 });
+                    }
+                    return Err(e.into());
+                }
+            };
+            (job, config)
+        }
+        Launch::Singleton => {
+            let (config, keep) = config::from_env_and_args(std::env::vars(), argv)?;
+            let hosts: Vec<String> = match &config.memfile {
+                Some(mf) => mf.servers.iter().map(|s| s.host.clone()).collect(),
+                None => vec!["localhost".into()],
+            };
+            let job = transport::spawn_servers(&hosts, &argv[1..]).map_err(Error::Spawn)?;
+            (job, (config, keep))
+        }
+    };
+    let (config, program_argc) = lines;
+    let runtime = start_compute(universe, job, config, spawned)?;
+    *state() = State::Running(Box::new(runtime));
+    // SAFETY: registering a plain extern "C" function with no preconditions.
+    unsafe { libc::atexit(shutdown_at_exit) };
+    Ok(Started { program_argc })
+}
+
+extern "C" fn shutdown_at_exit() {
+    shutdown();
+}
+
+/// Capacity of each server: its memfile line when it has one, else `DLM_SERVER_MEM`, else half
+/// of its host's available memory shared by the servers on that host.
+fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
+    let local = sys::hostname();
+    let mut unused: Vec<&ServerLine> = config.memfile.iter().flat_map(|m| &m.servers).collect();
+    hellos
+        .iter()
+        .enumerate()
+        .map(|(i, hello)| {
+            let line = if spawned {
+                config.memfile.as_ref().map(|m| &m.servers[i])
+            } else {
+                let is_local = |h: &str| h == "localhost" || h == "127.0.0.1" || h == local;
+                let found = unused
+                    .iter()
+                    .position(|l| l.host == hello.host || (is_local(&l.host) && is_local(&hello.host)));
+                found.map(|p| unused.remove(p))
+            };
+            let sharing = hellos.iter().filter(|h| h.host == hello.host).count() as u64;
+            let capacity = line
+                .map(|l| l.capacity)
+                .or(config.server_mem)
+                .unwrap_or(hello.available_memory / 2 / sharing);
+            capacity - capacity % config.page_size as u64
+        })
+        .collect()
+}
+
+fn start_compute(universe: Universe, job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
+    let hellos = job.gather_hellos();
+    let capacities = capacities(&config, &hellos, spawned);
+    let page = config.page_size as u64;
+    let budget = config.local_budget.unwrap_or_else(|| sys::available_memory().unwrap_or(1 << 30) / 4);
+    let budget = (budget - budget % page).max(2 * page);
+    let capacity: u64 = capacities.iter().sum();
+    let abort = |job: &Job, e: Error| {
+        job.shut_down_servers();
+        e
+    };
+    for (server, &capacity) in capacities.iter().enumerate() {
+        job.send_setup(server, Setup { page_size: config.page_size, capacity });
+    }
+    // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.
+    let range = ((budget + capacity) * 2).next_multiple_of(page);
+    let region = Mapping::reserve(range as usize).map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
+    let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+    let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
+    let region = Arc::new(region);
+    let counters = Arc::new(Counters::default());
+    let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
+    let servers = job.servers() as u64;
+    let pager = Pager::new(
+        region.clone(),
+        uffd,
+        job,
+        mailbox.clone(),
+        counters.clone(),
+        config.page_size,
+        (budget / page) as usize,
+        &slots,
+    );
+    let pager = std::thread::Builder::new()
+        .name("dlm-pager".into())
+        .spawn(move || pager.run())
+        .expect("cannot start the pager thread");
+    Ok(Runtime {
+        pager: Some(pager),
+        universe: Some(universe),
+        heap: Heap::new(region.len(), config.page_size, budget, capacity),
+        region,
+        mailbox,
+        counters,
+        config,
+        budget,
+        servers,
+        capacity,
+    })
+}
+
+/// Allocates `bytes` of DLM memory (page-aligned, reads as zero).
+pub fn allocate(bytes: usize) -> Result<NonNull<u8>, Error> {
+    let mut guard = state();
+    let State::Running(rt) = &mut *guard else { return Err(Error::NotStarted) };
+    let offset = rt.heap.allocate(bytes)?;
+    // SAFETY: the heap only hands out offsets inside the region.
+    Ok(unsafe { NonNull::new_unchecked(rt.region.base().add(offset)) })
+}
+
+/// Why [`release`] refused a pointer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReleaseError {
+    NotDlm,
+    NotStarted,
+}
+
+/// Frees a block from [`allocate`]: its pages are dropped locally and on the servers.
+pub fn release(ptr: *mut u8) -> Result<(), ReleaseError> {
+    let mut guard = state();
+    let rt = match &mut *guard {
+        State::Running(rt) => rt,
+        // After shutdown every block is gone with the DLM range.
+        State::ShutDown => return Ok(()),
+        State::NotStarted => return Err(ReleaseError::NotStarted),
+    };
+    let offset = (ptr as usize).wrapping_sub(rt.region.base() as usize);
+    if offset >= rt.region.len() {
+        return Err(ReleaseError::NotDlm);
+    }
+    let len = rt.heap.release(offset).ok_or(ReleaseError::NotDlm)?;
+    rt.mailbox.call(Command::Free { offset, len });
+    Ok(())
+}
+
+/// The current statistics, if DLM is running.
+pub fn stats() -> Option<Stats> {
+    match &*state() {
+        State::Running(rt) => Some(rt.stats()),
+        _ => None,
+    }
+}
+
+impl Runtime {
+    fn stats(&self) -> Stats {
+        Stats::capture(&self.counters, self.budget, self.config.page_size as u64, self.servers, self.capacity)
+    }
+}
+
+/// Stops the pager and the memory servers and finalizes MPI; reports statistics if asked.
+/// Does nothing if DLM is not running. Afterwards DLM memory is unmapped.
+pub fn shutdown() {
+    let mut rt = {
+        let mut guard = state();
+        match std::mem::replace(&mut *guard, State::ShutDown) {
+            State::Running(rt) => rt,
+            other => {
+                *guard = other;
+                return;
+            }
+        }
+    };
+    rt.mailbox.call(Command::Shutdown);
+    let job = rt.pager.take().map(|p| p.join());
+    let stats = rt.stats();
+    if rt.config.stats {
+        eprint!("{}", stats.summary());
+    }
+    if let Some(path) = &rt.config.stats_json {
+        if let Err(e) = std::fs::write(path, stats.to_json()) {
+            eprintln!("dlm: cannot write statistics to {}: {e}", path.display());
+        }
+    }
+    drop(job);
+    drop(rt.universe.take());
+}
+
+/// Prints a startup error the way every front end does, then exits: 0 for `--help`, else 2.
+pub fn exit_with(error: &Error) -> ! {
+    match error {
+        Error::Config(ConfigError::HelpRequested(help)) => {
+            print!("{help}");
+            std::process::exit(0)
+        }
+        Error::Config(ConfigError::Usage(usage)) => {
+            eprint!("dlm: {usage}");
+        }
+        other => eprintln!("dlm: error: {other}"),
+    }
+    std::process::exit(2)
+}

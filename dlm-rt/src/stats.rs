@@ -1,0 +1,107 @@
+//! Paging counters, shared between the pager thread (which writes them) and the program.
+
+use crate::size::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters the pager thread updates as it works.
+#[derive(Default)]
+pub struct Counters {
+    pub faults: AtomicU64,
+    pub zero_fills: AtomicU64,
+    pub bytes_fetched: AtomicU64,
+    pub bytes_written_back: AtomicU64,
+    pub pages_evicted: AtomicU64,
+    pub resident_bytes: AtomicU64,
+    pub peak_resident_bytes: AtomicU64,
+    pub wait_nanos: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Relaxed);
+    }
+
+    pub fn set_resident(&self, bytes: u64) {
+        self.resident_bytes.store(bytes, Relaxed);
+        self.peak_resident_bytes.fetch_max(bytes, Relaxed);
+    }
+}
+
+/// A snapshot of the paging statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Page faults served (missing and write-protect).
+    pub faults: u64,
+    /// Missing faults on never-written pages, filled with zeros locally.
+    pub zero_fills: u64,
+    pub bytes_fetched: u64,
+    pub bytes_written_back: u64,
+    pub pages_evicted: u64,
+    pub resident_bytes: u64,
+    pub peak_resident_bytes: u64,
+    pub local_budget_bytes: u64,
+    pub page_size: u64,
+    pub servers: u64,
+    pub server_capacity_bytes: u64,
+    /// Time the program's threads waited for the pager, from when it read each fault.
+    pub wait_seconds: f64,
+}
+
+impl Stats {
+    pub fn capture(counters: &Counters, local_budget_bytes: u64, page_size: u64, servers: u64, capacity: u64) -> Self {
+        Stats {
+            faults: counters.faults.load(Relaxed),
+            zero_fills: counters.zero_fills.load(Relaxed),
+            bytes_fetched: counters.bytes_fetched.load(Relaxed),
+            bytes_written_back: counters.bytes_written_back.load(Relaxed),
+            pages_evicted: counters.pages_evicted.load(Relaxed),
+            resident_bytes: counters.resident_bytes.load(Relaxed),
+            peak_resident_bytes: counters.peak_resident_bytes.load(Relaxed),
+            local_budget_bytes,
+            page_size,
+            servers,
+            server_capacity_bytes: capacity,
+            wait_seconds: counters.wait_nanos.load(Relaxed) as f64 * 1e-9,
+        }
+    }
+
+    /// The summary printed on stderr with `DLM_STATS=1`.
+    pub fn summary(&self) -> String {
+        format!(
+            "dlm: {} faults ({} zero-filled), fetched {}, wrote back {}, evicted {} pages of {}\n\
+             dlm: peak resident {} of a {} local budget; {} memory server(s) with {}; waited {:.3} s for the pager\n",
+            self.faults,
+            self.zero_fills,
+            Bytes(self.bytes_fetched),
+            Bytes(self.bytes_written_back),
+            self.pages_evicted,
+            Bytes(self.page_size),
+            Bytes(self.peak_resident_bytes),
+            Bytes(self.local_budget_bytes),
+            self.servers,
+            Bytes(self.server_capacity_bytes),
+            self.wait_seconds,
+        )
+    }
+
+    /// The JSON object written with `DLM_STATS_JSON=PATH`.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
+             \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
+             \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}}}\n",
+            self.faults,
+            self.zero_fills,
+            self.bytes_fetched,
+            self.bytes_written_back,
+            self.pages_evicted,
+            self.resident_bytes,
+            self.peak_resident_bytes,
+            self.local_budget_bytes,
+            self.page_size,
+            self.servers,
+            self.server_capacity_bytes,
+            self.wait_seconds,
+        )
+    }
+}

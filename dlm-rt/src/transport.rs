@@ -1,0 +1,322 @@
+//! MPI: bringing up the job (under `mpirun` or as a singleton that spawns its servers) and the
+//! page protocol between the compute process (rank 0) and the memory servers (ranks 1..=K).
+//!
+//! Every request is a [`Header`] on [`TAG_REQUEST`]; page data travels separately on
+//! [`TAG_DATA`] so that it is sent from and received into page memory without extra copies.
+//! MPI's non-overtaking rule (same source, same tag, same communicator) keeps requests ordered.
+
+use mpi::point_to_point::{Destination, Source};
+use mpi::raw::{AsRaw, FromRaw};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::Threading;
+use std::ffi::CString;
+
+/// The compute process's rank in the job communicator.
+pub const COMPUTE_RANK: i32 = 0;
+const TAG_REQUEST: i32 = 11;
+const TAG_DATA: i32 = 12;
+const TAG_HELLO: i32 = 13;
+const TAG_SETUP: i32 = 14;
+const TAG_BYE: i32 = 15;
+
+/// What the compute process asks of a memory server. Slots are in units of the DLM page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Store `count` pages at `slot`; the data follows on [`TAG_DATA`].
+    Put { slot: u64, count: u64 },
+    /// Send back `count` pages from `slot` on [`TAG_DATA`].
+    Get { slot: u64, count: u64 },
+    /// Forget `count` pages at `slot` and give their memory back to the host.
+    Free { slot: u64, count: u64 },
+    /// Answer on `TAG_BYE` and exit.
+    Shutdown,
+}
+
+type Header = [u64; 3];
+
+impl Request {
+    fn encode(self) -> Header {
+        match self {
+            Request::Put { slot, count } => [1, slot, count],
+            Request::Get { slot, count } => [2, slot, count],
+            Request::Free { slot, count } => [3, slot, count],
+            Request::Shutdown => [4, 0, 0],
+        }
+    }
+
+    fn decode(h: Header) -> Option<Self> {
+        match h[0] {
+            1 => Some(Request::Put { slot: h[1], count: h[2] }),
+            2 => Some(Request::Get { slot: h[1], count: h[2] }),
+            3 => Some(Request::Free { slot: h[1], count: h[2] }),
+            4 => Some(Request::Shutdown),
+            _ => None,
+        }
+    }
+}
+
+/// What a server tells the compute process when the job starts.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    pub host: String,
+    pub available_memory: u64,
+}
+
+/// What the compute process tells each server: the page size and how much it may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub page_size: usize,
+    pub capacity: u64,
+}
+
+/// How this process was started, and so what it must do.
+pub enum Launch {
+    /// Rank 0 of `mpirun -np K+1`; the servers are the other ranks of the world.
+    MpirunCompute(Job),
+    /// Rank 1..K of `mpirun`: serve.
+    MpirunServer(Job),
+    /// Started without `mpirun` (or `mpirun -np 1`): the servers must be spawned.
+    Singleton,
+    /// Spawned by a singleton: serve.
+    SpawnedServer(Job),
+}
+
+/// The MPI library, finalized on drop, and the communicator of the job.
+pub struct Job {
+    pub comm: SimpleCommunicator,
+    /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
+    /// servers disconnect from their parent when they finalize.
+    spawned: Option<mpi::ffi::MPI_Comm>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(mut intercomm) = self.spawned.take() {
+            // SAFETY: the intercommunicator from MPI_Comm_spawn_multiple is live and used by nothing else.
+            unsafe { mpi::ffi::MPI_Comm_disconnect(&mut intercomm) };
+        }
+    }
+}
+
+// SAFETY: MPI runs in MPI_THREAD_SERIALIZED mode and a Job is used by one thread at a time: the
+// starting thread hands it to the pager thread, which hands it back when it ends.
+unsafe impl Send for Job {}
+
+impl Job {
+    /// Number of memory servers (every rank but the compute process).
+    pub fn servers(&self) -> usize {
+        self.comm.size() as usize - 1
+    }
+
+    pub fn send(&self, server: usize, request: Request) {
+        self.comm.process_at_rank(server as i32 + 1).send_with_tag(&request.encode()[..], TAG_REQUEST);
+    }
+
+    /// Sends page data (after a [`Request::Put`]).
+    pub fn send_data(&self, server: usize, data: &[u8]) {
+        self.comm.process_at_rank(server as i32 + 1).send_with_tag(data, TAG_DATA);
+    }
+
+    /// Receives page data (after a [`Request::Get`]).
+    pub fn receive_data(&self, server: usize, into: &mut [u8]) {
+        self.comm.process_at_rank(server as i32 + 1).receive_into_with_tag(into, TAG_DATA);
+    }
+
+    /// Asks every server to exit and waits until each has answered.
+    pub fn shut_down_servers(&self) {
+        for server in 0..self.servers() {
+            self.send(server, Request::Shutdown);
+        }
+        for server in 0..self.servers() {
+            let mut ack = [0u64; 1];
+            self.comm.process_at_rank(server as i32 + 1).receive_into_with_tag(&mut ack[..], TAG_BYE);
+        }
+    }
+
+    /// Compute side of the handshake: every server's hello, in server order.
+    pub fn gather_hellos(&self) -> Vec<Hello> {
+        (0..self.servers())
+            .map(|server| {
+                let from = self.comm.process_at_rank(server as i32 + 1);
+                let mut avail = [0u64; 1];
+                from.receive_into_with_tag(&mut avail[..], TAG_HELLO);
+                let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
+                Hello { host: String::from_utf8_lossy(&host).into_owned(), available_memory: avail[0] }
+            })
+            .collect()
+    }
+
+    pub fn send_setup(&self, server: usize, setup: Setup) {
+        let words = [setup.page_size as u64, setup.capacity];
+        self.comm.process_at_rank(server as i32 + 1).send_with_tag(&words[..], TAG_SETUP);
+    }
+
+    // Server side.
+
+    /// Server side of the handshake.
+    pub fn hello(&self, hello: &Hello) -> Setup {
+        let compute = self.comm.process_at_rank(COMPUTE_RANK);
+        compute.send_with_tag(&[hello.available_memory][..], TAG_HELLO);
+        compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
+        let mut words = [0u64; 2];
+        compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
+        Setup { page_size: words[0] as usize, capacity: words[1] }
+    }
+
+    /// Returns the next request if one has arrived.
+    pub fn poll_request(&self) -> Option<Request> {
+        let compute = self.comm.process_at_rank(COMPUTE_RANK);
+        compute.immediate_probe_with_tag(TAG_REQUEST)?;
+        let mut header: Header = [0; 3];
+        compute.receive_into_with_tag(&mut header[..], TAG_REQUEST);
+        match Request::decode(header) {
+            Some(request) => Some(request),
+            None => crate::sys::fatal(&format!("memory server received a malformed request {header:?}")),
+        }
+    }
+
+    pub fn receive_page_data(&self, into: &mut [u8]) {
+        self.comm.process_at_rank(COMPUTE_RANK).receive_into_with_tag(into, TAG_DATA);
+    }
+
+    pub fn send_page_data(&self, data: &[u8]) {
+        self.comm.process_at_rank(COMPUTE_RANK).send_with_tag(data, TAG_DATA);
+    }
+
+    pub fn acknowledge_shutdown(&self) {
+        self.comm.process_at_rank(COMPUTE_RANK).send_with_tag(&[0u64][..], TAG_BYE);
+    }
+}
+
+/// Sets the MPI transport that is fast both under `mpirun` and between a singleton and the
+/// servers it spawned (Open MPI's shared-memory BTL cannot reach spawned processes; UCX can),
+/// and lets a small machine run more servers than it has cores. A variable the user set wins.
+fn choose_transport() {
+    const DEFAULTS: [(&str, &str); 5] = [
+        ("OMPI_MCA_pml", "ucx"),
+        ("OMPI_MCA_pml_ucx_tls", "any"),
+        ("OMPI_MCA_pml_ucx_devices", "any"),
+        ("OMPI_MCA_osc", "ucx"),
+        ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+    ];
+    for (name, value) in DEFAULTS {
+        if std::env::var_os(name).is_none() {
+            // SAFETY-relevant: called before MPI starts any thread, from the thread that starts DLM.
+            std::env::set_var(name, value);
+        }
+    }
+}
+
+/// Starts MPI and tells how this process was launched.
+pub fn start() -> (mpi::environment::Universe, Launch) {
+    choose_transport();
+    let Some((universe, _)) = mpi::initialize_with_threading(Threading::Serialized) else {
+        crate::sys::fatal("MPI was already initialized; call dlm_startup before any MPI call");
+    };
+    // SAFETY: MPI is initialized; `parent` is a valid out-pointer; the NULL handle is a constant.
+    let (parent, null) = unsafe {
+        let mut parent = mpi::ffi::RSMPI_COMM_NULL;
+        mpi::ffi::MPI_Comm_get_parent(&mut parent);
+        (parent, mpi::ffi::RSMPI_COMM_NULL)
+    };
+    if parent != null {
+        let comm = merge(parent, true);
+        return (universe, Launch::SpawnedServer(Job { comm, spawned: None }));
+    }
+    let world = universe.world();
+    if world.size() == 1 {
+        return (universe, Launch::Singleton);
+    }
+    // SAFETY: duplicating the world gives a communicator that we own and free on drop.
+    let comm = unsafe {
+        let mut dup = mpi::ffi::RSMPI_COMM_NULL;
+        mpi::ffi::MPI_Comm_dup(world.as_raw(), &mut dup);
+        SimpleCommunicator::from_raw(dup)
+    };
+    let job = Job { comm, spawned: None };
+    if job.comm.rank() == COMPUTE_RANK {
+        (universe, Launch::MpirunCompute(job))
+    } else {
+        (universe, Launch::MpirunServer(job))
+    }
+}
+
+/// Spawns one memory server on each of `hosts`, running this same executable with `args`.
+pub fn spawn_servers(hosts: &[String], args: &[String]) -> Result<Job, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's executable: {e}"))?;
+    let command = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let arg_strings: Vec<CString> =
+        args.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let mut arg_ptrs: Vec<*mut libc::c_char> = arg_strings.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    arg_ptrs.push(std::ptr::null_mut());
+    let key = CString::new("host").expect("no NUL");
+    let host_strings: Vec<CString> =
+        hosts.iter().map(|h| CString::new(h.as_bytes())).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+
+    let n = hosts.len();
+    let mut commands: Vec<*mut libc::c_char> = vec![command.as_ptr().cast_mut(); n];
+    let mut argvs: Vec<*mut *mut libc::c_char> = vec![arg_ptrs.as_mut_ptr(); n];
+    let mut maxprocs: Vec<i32> = vec![1; n];
+    let mut errcodes: Vec<i32> = vec![0; n];
+    let mut infos = Vec::with_capacity(n);
+    // SAFETY: reading MPI's predefined NULL handle after MPI_Init.
+    let mut intercomm = unsafe { mpi::ffi::RSMPI_COMM_NULL };
+    // SAFETY: every pointer handed to MPI points into a live CString or Vec of this function; the
+    // info objects are created and freed here; spawn errors are returned, not fatal.
+    let rc = unsafe {
+        mpi::ffi::MPI_Comm_set_errhandler(mpi::ffi::RSMPI_COMM_SELF, mpi::ffi::RSMPI_ERRORS_RETURN);
+        for host in &host_strings {
+            let mut info = std::mem::zeroed();
+            mpi::ffi::MPI_Info_create(&mut info);
+            mpi::ffi::MPI_Info_set(info, key.as_ptr(), host.as_ptr());
+            infos.push(info);
+        }
+        let rc = mpi::ffi::MPI_Comm_spawn_multiple(
+            n as i32,
+            commands.as_mut_ptr(),
+            argvs.as_mut_ptr(),
+            maxprocs.as_mut_ptr(),
+            infos.as_mut_ptr(),
+            0,
+            mpi::ffi::RSMPI_COMM_SELF,
+            &mut intercomm,
+            errcodes.as_mut_ptr(),
+        );
+        for info in &mut infos {
+            mpi::ffi::MPI_Info_free(info);
+        }
+        mpi::ffi::MPI_Comm_set_errhandler(mpi::ffi::RSMPI_COMM_SELF, mpi::ffi::RSMPI_ERRORS_ARE_FATAL);
+        rc
+    };
+    if rc != 0 {
+        return Err(format!("MPI_Comm_spawn of {n} memory server(s) on {} failed (MPI error {rc})", hosts.join(", ")));
+    }
+    Ok(Job { comm: merge(intercomm, false), spawned: Some(intercomm) })
+}
+
+/// Merges the spawn intercommunicator so that the compute process is rank 0 and the servers
+/// follow in spawn order.
+fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
+    // SAFETY: `intercomm` is a live intercommunicator; the merged one is new and owned by the result.
+    unsafe {
+        let mut merged = mpi::ffi::RSMPI_COMM_NULL;
+        mpi::ffi::MPI_Intercomm_merge(intercomm, i32::from(high), &mut merged);
+        SimpleCommunicator::from_raw(merged)
+    }
+}
+
+/// Ends MPI in a memory server. rsmpi's `Universe` drop disconnects the parent communicator
+/// twice (a crash in Open MPI), so a spawned server disconnects once itself and finalizes.
+pub fn finalize_server(universe: mpi::environment::Universe) {
+    std::mem::forget(universe);
+    // SAFETY: MPI is initialized and nothing uses the parent communicator any more; after this
+    // no MPI call is made (the process exits).
+    unsafe {
+        let mut parent = mpi::ffi::RSMPI_COMM_NULL;
+        mpi::ffi::MPI_Comm_get_parent(&mut parent);
+        if parent != mpi::ffi::RSMPI_COMM_NULL {
+            mpi::ffi::MPI_Comm_disconnect(&mut parent);
+        }
+        mpi::ffi::MPI_Finalize();
+    }
+}
