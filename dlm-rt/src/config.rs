@@ -4,7 +4,7 @@
 
 use crate::memfile::{Memfile, MemfileError};
 use crate::size::{parse_size, Bytes, SizeError};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 
 /// The DLM page size when `DLM_PAGE_SIZE` is not set.
@@ -92,7 +92,11 @@ where
     let cli = if split < argv.len() {
         DlmArgs::try_parse_from(&argv[split + 1..]).map_err(|e| match e.kind() {
             clap::error::ErrorKind::DisplayHelp => ConfigError::HelpRequested(e.render().to_string()),
-            _ => ConfigError::Usage(e.render().to_string()),
+            _ => {
+                let error = e.render().to_string();
+                let first = error.lines().next().unwrap_or_default();
+                ConfigError::Usage(format!("{first}\n\n{}", DlmArgs::command().render_help()))
+            }
         })?
     } else {
         DlmArgs::try_parse_from(std::iter::empty::<String>()).expect("no arguments always parse")

@@ -1,0 +1,8 @@
+//! End-to-end tests of DLM: real programs, real userfaultfd, real MPI memory servers.
+//! Build first: `cargo build --release --workspace --examples` (scripts/test.sh does both).
+
+mod bad_input;
+mod exits;
+mod kernel_io;
+mod paging;
+mod support;

@@ -1,0 +1,92 @@
+//! 1 GiB of data through a 256 MiB local budget, from C and from Rust, under both launches:
+//! every element is checked and the checksum equals a native run's.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const DATA_MIB: &str = "1024";
+const BUDGET: &str = "256M";
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// The checksum of bigarray.c built with plain cc on ordinary memory.
+fn native_checksum() -> &'static str {
+    static CHECKSUM: OnceLock<String> = OnceLock::new();
+    CHECKSUM.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let native = cc_native(dir.path(), "examples/c/bigarray.c");
+        let out = run(Command::new(native).arg(DATA_MIB), LIMIT);
+        out.assert_success().field("checksum:")
+    })
+}
+
+/// Runs `cmd` with a 256 MiB budget and checks the result and the paging statistics.
+fn check_paged_run(cmd: &mut Command, dir: &Path) {
+    let json = dir.join("stats.json");
+    cmd.env("DLM_LOCAL_MEM", BUDGET).env("DLM_STATS_JSON", &json);
+    let out = run(cmd, LIMIT);
+    out.assert_success();
+    assert_eq!(out.field("elements:"), "134217728 mismatches: 0 stale: 0");
+    assert_eq!(out.field("checksum:"), native_checksum());
+    let stats = std::fs::read_to_string(&json).expect("DLM_STATS_JSON written at shutdown");
+    for key in ["faults", "bytes_fetched", "bytes_written_back", "pages_evicted"] {
+        assert!(stat(&stats, key) > 0.0, "{key} is 0 in {stats}");
+    }
+    assert_eq!(stat(&stats, "local_budget_bytes"), (256u64 << 20) as f64);
+    assert!(stat(&stats, "peak_resident_bytes") <= stat(&stats, "local_budget_bytes"), "{stats}");
+    assert!(stat(&stats, "peak_resident_bytes") > 0.0);
+    assert!(stat(&stats, "wait_seconds") > 0.0);
+}
+
+fn two_local_servers(dir: &Path) -> std::path::PathBuf {
+    let memfile = dir.join("memfile");
+    std::fs::write(&memfile, "# two servers on this host\nlocalhost 1G\nlocalhost 1G\n").unwrap();
+    memfile
+}
+
+#[test]
+fn c_program_standalone_spawns_servers_from_memfile() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "examples/c/bigarray.c");
+    let memfile = two_local_servers(dir.path());
+    check_paged_run(Command::new(&exe).arg(DATA_MIB).env("DLM_MEMFILE", memfile), dir.path());
+    assert_eq!(survivors_after(&exe, Duration::from_secs(10)), Vec::<u32>::new());
+}
+
+#[test]
+fn c_program_under_mpirun_with_two_servers() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "examples/c/bigarray.c");
+    check_paged_run(mpirun(3).arg(&exe).arg(DATA_MIB), dir.path());
+}
+
+#[test]
+fn rust_program_standalone_with_default_server() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    check_paged_run(Command::new(rust_example("bigsweep")).arg(DATA_MIB), dir.path());
+}
+
+#[test]
+fn rust_program_under_mpirun_with_two_servers_and_classic_options() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let memfile = two_local_servers(dir.path());
+    // The classic form after `--` (page size, memfile) is taken off the program's arguments.
+    let mut cmd = mpirun(3);
+    cmd.arg(rust_example("bigsweep")).args([DATA_MIB, "--", "-p", "128K"]).arg(memfile);
+    check_paged_run(&mut cmd, dir.path());
+}
+
+#[test]
+fn rust_vec_grows_past_the_budget() {
+    let _heavy = one_at_a_time();
+    let probe = rust_example("rust_probe");
+    let out = run(Command::new(probe).args(["vec", "96"]).env("DLM_LOCAL_MEM", "16M"), LIMIT);
+    out.assert_success();
+    assert!(out.stdout.contains("vec: 12582912 elements, 0 mismatches"), "{}", out.stdout);
+}

@@ -1,0 +1,165 @@
+//! Helpers: build C programs with dlmcc, run programs standalone or under mpirun with a time
+//! limit, read DLM's JSON statistics, and find DLM processes that outlived their job.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The heavy tests run one at a time: they page gigabytes through a 2-core machine.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `target/<profile>`, where cargo put dlmcc, libdlm.a and the examples.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+}
+
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+pub fn rust_example(name: &str) -> PathBuf {
+    let path = target_dir().join("examples").join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --release --workspace --examples` first", path.display());
+    path
+}
+
+/// Compiles `source` (relative to the repo) with dlmcc into `dir`; returns the executable.
+pub fn dlmcc(dir: &Path, source: &str) -> PathBuf {
+    let dlmcc = target_dir().join("dlmcc");
+    assert!(dlmcc.is_file(), "{} is missing: run `cargo build --release --workspace` first", dlmcc.display());
+    let out = dir.join(Path::new(source).file_stem().expect("file name"));
+    let status = Command::new(&dlmcc)
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&out)
+        .arg(repo_dir().join(source))
+        .status()
+        .expect("run dlmcc");
+    assert!(status.success(), "dlmcc failed on {source}");
+    out
+}
+
+/// Compiles `source` with plain cc and `-DNATIVE` (ordinary memory instead of DLM).
+pub fn cc_native(dir: &Path, source: &str) -> PathBuf {
+    let out = dir.join(format!("{}-native", Path::new(source).file_stem().unwrap().to_string_lossy()));
+    let status =
+        Command::new("cc").args(["-O2", "-DNATIVE", "-o"]).arg(&out).arg(repo_dir().join(source)).status().expect("cc");
+    assert!(status.success(), "cc failed on {source}");
+    out
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr);
+        self
+    }
+
+    /// The value after `key` on the line that starts with it (e.g. `checksum:`).
+    pub fn field(&self, key: &str) -> String {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in output:\n{}", self.stdout))
+            .trim()
+            .to_string()
+    }
+}
+
+/// `mpirun -np NP` with what Open MPI needs as root on a small machine.
+pub fn mpirun(np: usize) -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-np", &np.to_string()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+    cmd
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// Live (not zombie) processes running the executable `exe`.
+pub fn live_processes(exe: &Path) -> Vec<u32> {
+    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if std::fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(exe.as_path()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|rest| rest.chars().next());
+        if !matches!(state, Some('Z') | Some('X') | None) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to `limit` for every process running `exe` to end; returns the survivors.
+pub fn survivors_after(exe: &Path, limit: Duration) -> Vec<u32> {
+    let started = Instant::now();
+    loop {
+        let live = live_processes(exe);
+        if live.is_empty() || started.elapsed() > limit {
+            return live;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills leftovers so that one failing test does not leave load behind for the next.
+pub fn kill_all(pids: &[u32]) {
+    for pid in pids {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
+
+/// One number from DLM's statistics JSON.
+pub fn stat(json: &str, key: &str) -> f64 {
+    let needle = format!("\"{key}\": ");
+    let start = json.find(&needle).unwrap_or_else(|| panic!("no {key} in {json}")) + needle.len();
+    let end = json[start..].find([',', '}']).map_or(json.len(), |e| start + e);
+    json[start..end].trim().parse().unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
