@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what DLM needs on Debian (Open MPI, libclang for the bindings, a C compiler) and
+# builds the workspace in release mode. Needs root (or sudo) for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
+    exit 1
+fi
+cargo build --release --workspace --lib --bins --examples
