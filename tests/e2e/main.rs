@@ -2,6 +2,7 @@
 //! Build first: `cargo build --release --workspace --examples` (scripts/test.sh does both).
 
 mod bad_input;
+mod dlmcc;
 mod exits;
 mod kernel_io;
 mod paging;
