@@ -71,8 +71,8 @@ impl<T: ?Sized> DerefMut for DlmBox<T> {
 
 impl<T: ?Sized> Drop for DlmBox<T> {
     fn drop(&mut self) {
-        // SAFETY: the value is Zeroable/Copy data, so dropping it in place is a no-op we may skip;
-        // the block came from runtime::allocate. After shutdown release is a no-op.
+        // T is plain data (Zeroable or Copy), so there is nothing to drop in place. After
+        // shutdown the DLM range is gone and release does nothing.
         let _ = runtime::release(self.ptr.as_ptr().cast());
     }
 }

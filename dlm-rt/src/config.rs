@@ -115,9 +115,8 @@ where
             }
             continue;
         };
-        let size = || {
-            parse_size(&value).map_err(|source| ConfigError::BadSize { name: known, value: value.clone(), source })
-        };
+        let size =
+            || parse_size(&value).map_err(|source| ConfigError::BadSize { name: known, value: value.clone(), source });
         match *known {
             "DLM_MEMFILE" => memfile_path = memfile_path.or(Some(PathBuf::from(&value))),
             "DLM_LOCAL_MEM" => local_budget = local_budget.or(Some(size()?)),

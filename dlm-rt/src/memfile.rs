@@ -61,8 +61,8 @@ impl Memfile {
             let [host, size] = fields[..] else {
                 return Err(MemfileError::Malformed { path: path.into(), line, text: raw.trim().into() });
             };
-            let capacity = parse_size(size)
-                .map_err(|source| MemfileError::BadSize { path: path.into(), line, source })?;
+            let capacity =
+                parse_size(size).map_err(|source| MemfileError::BadSize { path: path.into(), line, source })?;
             servers.push(ServerLine { host: host.to_string(), capacity, line });
         }
         if servers.is_empty() {
@@ -74,12 +74,9 @@ impl Memfile {
     /// Checks that every server can hold at least one page of `page_size` bytes.
     pub fn check_page_size(&self, page_size: usize) -> Result<(), MemfileError> {
         match self.servers.iter().find(|s| s.capacity < page_size as u64) {
-            Some(s) => Err(MemfileError::TooSmall {
-                path: self.path.clone(),
-                line: s.line,
-                capacity: s.capacity,
-                page_size,
-            }),
+            Some(s) => {
+                Err(MemfileError::TooSmall { path: self.path.clone(), line: s.line, capacity: s.capacity, page_size })
+            }
             None => Ok(()),
         }
     }

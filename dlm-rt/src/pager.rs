@@ -102,19 +102,27 @@ pub struct Pager {
     bounce: Vec<u8>,
 }
 
+/// The sizes the pager works within.
+pub struct Limits {
+    pub page_size: usize,
+    /// The local budget in pages.
+    pub max_resident: usize,
+    /// Each server's capacity in pages.
+    pub capacities: Vec<u32>,
+}
+
 impl Pager {
-    /// `capacities[i]` is server i's capacity in pages.
     pub fn new(
         region: Arc<Mapping>,
         uffd: FaultFd,
         job: Job,
         mailbox: Arc<Mailbox>,
         counters: Arc<Counters>,
-        page_size: usize,
-        max_resident: usize,
-        capacities: &[u32],
+        limits: Limits,
     ) -> Self {
-        let pools = capacities.iter().map(|&capacity| SlotPool { free: Vec::new(), next_unused: 0, capacity }).collect();
+        let Limits { page_size, max_resident, capacities } = limits;
+        let pools =
+            capacities.iter().map(|&capacity| SlotPool { free: Vec::new(), next_unused: 0, capacity }).collect();
         Pager {
             pages: vec![Page::default(); region.len() / page_size],
             region,

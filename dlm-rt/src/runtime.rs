@@ -5,7 +5,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::error::Error;
 use crate::heap::Heap;
 use crate::memfile::ServerLine;
-use crate::pager::{Command, Mailbox, Pager};
+use crate::pager::{Command, Limits, Mailbox, Pager};
 use crate::stats::{Counters, Stats};
 use crate::sys::{self, FaultFd, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
@@ -104,16 +104,13 @@ fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
                 config.memfile.as_ref().map(|m| &m.servers[i])
             } else {
                 let is_local = |h: &str| h == "localhost" || h == "127.0.0.1" || h == local;
-                let found = unused
-                    .iter()
-                    .position(|l| l.host == hello.host || (is_local(&l.host) && is_local(&hello.host)));
+                let found =
+                    unused.iter().position(|l| l.host == hello.host || (is_local(&l.host) && is_local(&hello.host)));
                 found.map(|p| unused.remove(p))
             };
             let sharing = hellos.iter().filter(|h| h.host == hello.host).count() as u64;
-            let capacity = line
-                .map(|l| l.capacity)
-                .or(config.server_mem)
-                .unwrap_or(hello.available_memory / 2 / sharing);
+            let capacity =
+                line.map(|l| l.capacity).or(config.server_mem).unwrap_or(hello.available_memory / 2 / sharing);
             capacity - capacity % config.page_size as u64
         })
         .collect()
@@ -135,23 +132,16 @@ fn start_compute(universe: Universe, job: Job, config: Config, spawned: bool) ->
     }
     // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.
     let range = ((budget + capacity) * 2).next_multiple_of(page);
-    let region = Mapping::reserve(range as usize).map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
+    let region =
+        Mapping::reserve(range as usize).map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
     let servers = job.servers() as u64;
-    let pager = Pager::new(
-        region.clone(),
-        uffd,
-        job,
-        mailbox.clone(),
-        counters.clone(),
-        config.page_size,
-        (budget / page) as usize,
-        &slots,
-    );
+    let limits = Limits { page_size: config.page_size, max_resident: (budget / page) as usize, capacities: slots };
+    let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())
         .spawn(move || pager.run())

@@ -198,9 +198,7 @@ impl FaultFd {
 
     /// Lifts write protection from a resident range and wakes the writers.
     pub fn unprotect(&self, start: *mut u8, len: usize) {
-        self.uffd
-            .remove_write_protection(start.cast::<c_void>(), len, true)
-            .expect("UFFDIO_WRITEPROTECT failed");
+        self.uffd.remove_write_protection(start.cast::<c_void>(), len, true).expect("UFFDIO_WRITEPROTECT failed");
     }
 
     /// Wakes threads waiting on a range so that they retry their access.

@@ -201,7 +201,7 @@ fn choose_transport() {
     ];
     for (name, value) in DEFAULTS {
         if std::env::var_os(name).is_none() {
-            // SAFETY-relevant: called before MPI starts any thread, from the thread that starts DLM.
+            // Before MPI_Init: MPI reads its parameters from the environment there.
             std::env::set_var(name, value);
         }
     }

@@ -128,10 +128,9 @@ fn runtime_library() -> Result<PathBuf> {
 
 /// MPI's own flags, as Open MPI's wrapper compiler reports them.
 fn mpicc_showme(what: &str) -> Result<Vec<String>> {
-    let output = Command::new("mpicc")
-        .arg(format!("--showme:{what}"))
-        .output()
-        .context("cannot run `mpicc --showme` to find MPI's flags; install Open MPI (apt-get install libopenmpi-dev)")?;
+    let output = Command::new("mpicc").arg(format!("--showme:{what}")).output().context(
+        "cannot run `mpicc --showme` to find MPI's flags; install Open MPI (apt-get install libopenmpi-dev)",
+    )?;
     if !output.status.success() {
         bail!("`mpicc --showme:{what}` failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }

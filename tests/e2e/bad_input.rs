@@ -23,7 +23,11 @@ fn malformed_memfile_names_file_and_line() {
     let memfile = dir.path().join("memfile");
     std::fs::write(&memfile, "localhost 1G\nnode04\n").unwrap();
     let out = run(Command::new(&exe).args(["return", "1"]).env("DLM_MEMFILE", &memfile), LIMIT);
-    assert_fails_with(&out, 2, &format!("{}:2: expected `HOST SIZE` (e.g. `node03 16G`), found `node04`", memfile.display()));
+    assert_fails_with(
+        &out,
+        2,
+        &format!("{}:2: expected `HOST SIZE` (e.g. `node03 16G`), found `node04`", memfile.display()),
+    );
     std::fs::write(&memfile, "# sizes\nlocalhost 12X\n").unwrap();
     let out = run(Command::new(&exe).args(["return", "1", "--"]).arg(&memfile), LIMIT);
     assert_fails_with(&out, 2, &format!("{}:2: invalid size `12X`", memfile.display()));
@@ -61,10 +65,7 @@ fn allocation_beyond_budget_and_servers_fails_in_dlm_alloc() {
     let _heavy = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let exe = dlmcc(dir.path(), "examples/c/bigarray.c");
-    let out = run(
-        Command::new(&exe).arg("1024").env("DLM_LOCAL_MEM", "16M").env("DLM_SERVER_MEM", "64M"),
-        LIMIT,
-    );
+    let out = run(Command::new(&exe).arg("1024").env("DLM_LOCAL_MEM", "16M").env("DLM_SERVER_MEM", "64M"), LIMIT);
     assert_fails_with(
         &out,
         1,
@@ -73,6 +74,10 @@ fn allocation_beyond_budget_and_servers_fails_in_dlm_alloc() {
     let probe = rust_example("rust_probe");
     let out = run(Command::new(probe).arg("oversize").env("DLM_LOCAL_MEM", "16M").env("DLM_SERVER_MEM", "64M"), LIMIT);
     out.assert_success();
-    assert!(out.stdout.contains("error: cannot allocate 1 TiB of DLM memory: only 80 MiB is available"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("error: cannot allocate 1 TiB of DLM memory: only 80 MiB is available"),
+        "{}",
+        out.stdout
+    );
     assert!(survivors_after(&exe, Duration::from_secs(5)).is_empty());
 }

@@ -14,7 +14,12 @@ fn compiles_objects_archives_and_several_files_like_mpicc() {
     let src = repo_dir().join("tests/c/multi");
     let d = dir.path();
     let ok = |cmd: &mut Command| assert!(cmd.current_dir(d).status().unwrap().success(), "{cmd:?}");
-    ok(dlmcc_cmd().args(["-c", "-O2", "-g", "-std=c11"]).arg("-I").arg(&src).arg(src.join("vecops.c")).args(["-o", "vecops.o"]));
+    ok(dlmcc_cmd()
+        .args(["-c", "-O2", "-g", "-std=c11"])
+        .arg("-I")
+        .arg(&src)
+        .arg(src.join("vecops.c"))
+        .args(["-o", "vecops.o"]));
     ok(dlmcc_cmd().args(["-c", "-O2"]).arg(format!("-I{}", src.display())).arg(src.join("sum.c")));
     ok(Command::new("ar").args(["rcs", "libstats.a", "sum.o"]));
     ok(dlmcc_cmd()
