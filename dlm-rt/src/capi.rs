@@ -1,24 +1,8 @@
 //! The C ABI declared in `include/dlm.h`.
 
 use crate::runtime::{self, ReleaseError};
+use crate::stats::Stats;
 use std::ffi::{c_char, c_int, c_void, CStr};
-
-/// Mirrors `struct dlm_stats` in `dlm.h`.
-#[repr(C)]
-pub struct DlmStats {
-    pub faults: u64,
-    pub zero_fills: u64,
-    pub bytes_fetched: u64,
-    pub bytes_written_back: u64,
-    pub pages_evicted: u64,
-    pub resident_bytes: u64,
-    pub peak_resident_bytes: u64,
-    pub local_budget_bytes: u64,
-    pub page_size: u64,
-    pub servers: u64,
-    pub server_capacity_bytes: u64,
-    pub wait_seconds: f64,
-}
 
 /// Starts DLM. In memory-server processes it does not return. On bad options it prints the
 /// reason and exits with status 2. Removes the DLM options after `--` from `argv`.
@@ -97,27 +81,12 @@ pub extern "C" fn dlm_shutdown() {
 /// # Safety
 /// `out` must point to a writable `struct dlm_stats`.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_get_stats(out: *mut DlmStats) -> c_int {
+pub unsafe extern "C" fn dlm_get_stats(out: *mut Stats) -> c_int {
     let Some(s) = runtime::stats() else { return -1 };
     if out.is_null() {
         return -1;
     }
-    // SAFETY: the caller guarantees `out` is writable.
-    unsafe {
-        out.write(DlmStats {
-            faults: s.faults,
-            zero_fills: s.zero_fills,
-            bytes_fetched: s.bytes_fetched,
-            bytes_written_back: s.bytes_written_back,
-            pages_evicted: s.pages_evicted,
-            resident_bytes: s.resident_bytes,
-            peak_resident_bytes: s.peak_resident_bytes,
-            local_budget_bytes: s.local_budget_bytes,
-            page_size: s.page_size,
-            servers: s.servers,
-            server_capacity_bytes: s.server_capacity_bytes,
-            wait_seconds: s.wait_seconds,
-        })
-    };
+    // SAFETY: the caller guarantees `out` is writable; Stats is laid out as `struct dlm_stats`.
+    unsafe { out.write(s) };
     0
 }

@@ -27,8 +27,9 @@ impl Counters {
     }
 }
 
-/// A snapshot of the paging statistics.
+/// A snapshot of the paging statistics; laid out as `struct dlm_stats` in `dlm.h`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C)]
 pub struct Stats {
     /// Page faults served (missing and write-protect).
     pub faults: u64,

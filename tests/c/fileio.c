@@ -68,6 +68,9 @@ int main(int argc, char **argv) {
     dlm_get_stats(&s);
     printf("evicted %llu written back %llu fetched %llu\n", (unsigned long long)s.pages_evicted,
            (unsigned long long)s.bytes_written_back, (unsigned long long)s.bytes_fetched);
+    printf("budget %llu page %llu servers %llu peak<=budget %d\n", (unsigned long long)s.local_budget_bytes,
+           (unsigned long long)s.page_size, (unsigned long long)s.servers,
+           s.peak_resident_bytes <= s.local_budget_bytes && s.wait_seconds > 0);
     printf(bad ? "fileio FAILED\n" : "fileio ok\n");
     return bad;
 }

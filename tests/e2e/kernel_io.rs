@@ -16,6 +16,8 @@ fn stdio_and_syscalls_on_dlm_buffers_are_byte_exact() {
     out.assert_success();
     assert!(out.stdout.contains("fileio ok"), "{}", out.stdout);
     assert!(!out.stdout.contains("evicted 0 "), "{}", out.stdout);
+    // dlm_get_stats fills the C struct field by field.
+    assert!(out.stdout.contains("budget 16777216 page 262144 servers 1 peak<=budget 1"), "{}", out.stdout);
 }
 
 #[test]
