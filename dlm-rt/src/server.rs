@@ -16,10 +16,11 @@ pub fn serve(universe: Universe, job: Job) -> ! {
     let hello = Hello { host: sys::hostname(), available_memory: sys::available_memory().unwrap_or(0) };
     let setup = job.hello(&hello);
     if setup.page_size == 0 {
-        // The compute process rejected its options and has reported why.
+        // The compute process rejected its options; it reports why and exits non-zero. Exiting
+        // 0 here lets mpirun wait for it instead of killing it before it has printed.
         drop(job);
         crate::transport::finalize_server(universe);
-        std::process::exit(2);
+        std::process::exit(0);
     }
     let page = setup.page_size;
     let store = match Mapping::reserve((setup.capacity as usize).max(page)) {

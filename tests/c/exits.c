@@ -9,10 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static void deep(int depth) {
-    if (depth == 0) exit(3);
-    deep(depth - 1);
-}
+static void innermost(void) { exit(3); }
+static void inner(void) { innermost(); }
+static void outer(void) { inner(); }
 
 int main(int argc, char **argv) {
     dlm_startup(&argc, &argv);
@@ -28,7 +27,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     if (!strcmp(mode, "segv")) *(volatile int *)0 = 1;
     if (!strcmp(mode, "abort")) abort();
-    if (!strcmp(mode, "exit3")) deep(20);
+    if (!strcmp(mode, "exit3")) outer();
     if (!strcmp(mode, "hang")) {
         printf("pid %d\n", (int)getpid());
         fflush(stdout);
