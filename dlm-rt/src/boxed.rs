@@ -54,6 +54,24 @@ impl<T: Copy> DlmBox<[T]> {
     }
 }
 
+impl<T> DlmBox<T> {
+    /// Fills a new `T` with copies of `value`; what `#[dlm] let x = [VALUE; N];` becomes.
+    ///
+    /// # Safety
+    /// `T` must be an array (possibly nested) of `E`.
+    #[doc(hidden)]
+    pub unsafe fn __filled<E: Copy>(value: E) -> Result<Self, Error> {
+        let ptr = allocate_zeroed(size_of::<T>(), align_of::<T>())?;
+        let count = size_of::<T>().checked_div(size_of::<E>()).unwrap_or(0);
+        let elements = ptr.cast::<E>();
+        for i in 0..count {
+            // SAFETY: T is `count` E's laid out back to back (the caller's promise).
+            unsafe { elements.add(i).write(value) };
+        }
+        Ok(DlmBox { ptr: ptr.cast() })
+    }
+}
+
 impl<T: ?Sized> Deref for DlmBox<T> {
     type Target = T;
     fn deref(&self) -> &T {

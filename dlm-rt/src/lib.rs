@@ -4,21 +4,45 @@ machine has. DLM memory is a range of the program's address space registered wit
 `userfaultfd`; a pager thread serves each fault from memory servers that run as MPI ranks and
 evicts pages when the local budget is used up.
 
-How the parts fit:
-- [`runtime`](crate::start) starts the job: under `mpirun` rank 0 runs the program and the other
-  ranks become memory servers (`server`); started alone, the program spawns its servers
-  (`transport`, hosts from the memfile). It then hands the DLM range to the `pager` thread.
+# Rust programs: two attributes
+
+```
+use dlm::dlm;
+
+const N: usize = 1024;
+
+#[dlm]
+static GRID: [[f64; N]; N]; // zero-initialized, lives in DLM memory
+
+#[dlm::main]
+fn main() {
+    #[dlm]
+    let mut big = vec![0u64; 1 << 20]; // a DLM-backed vector, derefs to [u64]
+    #[dlm]
+    let mut rows = [[0u32; 512]; 512]; // a DLM-backed array, never built on the stack
+
+    GRID.write()[3][4] = 1.0; // guards deref to the array type
+    let g = GRID.read();
+    big[7] = 9;
+    rows[1][2] = big[7] as u32 + g[3][4] as u32;
+    assert_eq!(rows[1][2], 10);
+}
+```
+
+`#[dlm::main]` starts DLM before the body and shuts it down after it (servers exit), under
+`mpirun` or alone (it then spawns its servers); it works on `fn main() -> Result<…>` too.
+`#[dlm] static` takes any array type with `Copy` elements that are valid as zero bytes
+([`Zeroable`]), or `= CONST_INIT`. Two live write guards panic instead of aliasing.
+Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] allocate.
+
+# How the parts fit
+- `runtime` starts the job: under `mpirun` rank 0 runs the program and the other ranks become
+  memory servers (`server`); started alone, the program spawns its servers (`transport`, hosts
+  from the memfile). It then hands the DLM range to the `pager` thread.
 - `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity).
 - `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl.
 - The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_shutdown`, `dlm_get_stats`) lives in
-  `capi` and `include/dlm.h`; the Rust API is [`start`], [`DlmBox`] and [`DlmVec`].
-
-```no_run
-let dlm = dlm::start().expect("DLM options");
-let mut grid = dlm::DlmBox::<[f64]>::new_zeroed_slice(1 << 28)?; // 2 GiB
-grid[12345] = 1.0;
-# Ok::<(), dlm::Error>(())
-```
+  `capi` and `include/dlm.h`; `boxed`, `vec` and `statics` are the Rust API.
 */
 
 mod boxed;
@@ -31,18 +55,39 @@ mod pager;
 mod runtime;
 mod server;
 mod size;
+mod statics;
 mod stats;
 mod sys;
 mod transport;
 mod vec;
 
 pub use boxed::DlmBox;
+/// Element types of zero-initialized DLM arrays must be valid as all zero bytes.
+pub use bytemuck::Zeroable;
 pub use config::ConfigError;
+pub use dlm_macros::{dlm, main};
 pub use error::Error;
 pub use memfile::MemfileError;
 pub use size::SizeError;
+pub use statics::{DlmReadGuard, DlmStatic, DlmWriteGuard};
 pub use stats::Stats;
 pub use vec::DlmVec;
+
+/// Used by the code that `#[dlm]` generates; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub fn allocation_failed(error: crate::Error) -> ! {
+        panic!("DLM allocation failed: {error}")
+    }
+
+    /// Implemented by array types only: `#[dlm]` checks a static's type alias with it.
+    #[diagnostic::on_unimplemented(
+        message = "#[dlm] needs an array type such as `[[f64; N]; N]`, found `{Self}`",
+        label = "not an array type"
+    )]
+    pub trait Array {}
+    impl<T, const N: usize> Array for [T; N] {}
+}
 
 /// DLM is running while this guard lives; dropping it shuts DLM down (servers exit).
 pub struct Dlm {

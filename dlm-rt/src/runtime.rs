@@ -11,6 +11,7 @@ use crate::sys::{self, FaultFd, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
 use mpi::environment::Universe;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -21,6 +22,13 @@ enum State {
 }
 
 static STATE: Mutex<State> = Mutex::new(State::NotStarted);
+/// Mirrors `State::Running` for checks that must not take the lock.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Whether DLM memory can be used now.
+pub fn is_running() -> bool {
+    RUNNING.load(Ordering::Acquire)
+}
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
@@ -82,6 +90,7 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     let (config, program_argc) = lines;
     let runtime = start_compute(universe, job, config, spawned)?;
     *state() = State::Running(Box::new(runtime));
+    RUNNING.store(true, Ordering::Release);
     // SAFETY: registering a plain extern "C" function with no preconditions.
     unsafe { libc::atexit(shutdown_at_exit) };
     Ok(Started { program_argc })
@@ -213,6 +222,7 @@ impl Runtime {
 pub fn shutdown() {
     let mut rt = {
         let mut guard = state();
+        RUNNING.store(false, Ordering::Release);
         match std::mem::replace(&mut *guard, State::ShutDown) {
             State::Running(rt) => rt,
             other => {

@@ -1,6 +1,7 @@
 //! End-to-end tests of DLM: real programs, real userfaultfd, real MPI memory servers.
 //! Build first: `cargo build --release --workspace --examples` (scripts/test.sh does both).
 
+mod attributes;
 mod bad_input;
 mod dlmcc;
 mod exits;

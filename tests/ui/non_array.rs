@@ -1,0 +1,6 @@
+use dlm::dlm;
+
+#[dlm]
+static COUNT: u64;
+
+fn main() {}

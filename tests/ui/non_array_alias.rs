@@ -1,0 +1,8 @@
+use dlm::dlm;
+
+type Count = u64;
+
+#[dlm]
+static COUNT: Count;
+
+fn main() {}
