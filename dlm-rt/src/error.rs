@@ -18,6 +18,8 @@ pub enum Error {
     Fragmented { requested: u64 },
     #[error("DLM is not running: call dlm_startup (C) or dlm::start (Rust) first")]
     NotStarted,
+    #[error("DLM memory is not available in a forked child: it stays with the parent")]
+    ForkedChild,
     #[error("DLM was already started in this process")]
     AlreadyStarted,
     #[error("cannot start memory servers: {0}")]

@@ -13,7 +13,7 @@
 //! then local); the heap's limit (budget + capacity) guarantees such a page exists.
 
 use crate::stats::Counters;
-use crate::sys::{fatal, poll_two, EventFd, Fault, FaultFd, Mapping};
+use crate::sys::{fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request};
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -143,9 +143,15 @@ impl Pager {
     /// Serves faults and commands until [`Command::Shutdown`]; returns the job for finalization.
     pub fn run(mut self) -> Job {
         let mut faults = Vec::with_capacity(64);
+        // Besides faults and commands, wake up when a memory server on this host exits.
+        let mut fds = vec![self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd()];
+        fds.extend(self.job.watched_fds());
         loop {
-            let ready = poll_two(self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd(), -1);
-            if ready.first {
+            let ready = poll_readable(&fds, -1);
+            if ready >> 2 != 0 {
+                self.job.check_servers();
+            }
+            if ready & 1 != 0 {
                 faults.clear();
                 if let Err(e) = self.uffd.read_faults(&mut faults) {
                     fatal(&format!("cannot read page faults: {e}"));
@@ -154,7 +160,7 @@ impl Pager {
                     self.serve(fault);
                 }
             }
-            if ready.second {
+            if ready & 2 != 0 {
                 for (command, done) in self.mailbox.take() {
                     match command {
                         Command::Free { offset, len } => self.free(offset, len),

@@ -125,8 +125,9 @@ fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
         .collect()
 }
 
-fn start_compute(universe: Universe, job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
+fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
     let hellos = job.gather_hellos();
+    job.watch_local_servers(&hellos);
     let capacities = capacities(&config, &hellos, spawned);
     let page = config.page_size as u64;
     let budget = config.local_budget.unwrap_or_else(|| sys::available_memory().unwrap_or(1 << 30) / 4);
@@ -144,6 +145,8 @@ fn start_compute(universe: Universe, job: Job, config: Config, spawned: bool) ->
     let region =
         Mapping::reserve(range as usize).map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+    region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+    sys::explain_dlm_faults_after_fork(&region);
     let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
@@ -171,6 +174,9 @@ fn start_compute(universe: Universe, job: Job, config: Config, spawned: bool) ->
 
 /// Allocates `bytes` of DLM memory (page-aligned, reads as zero).
 pub fn allocate(bytes: usize) -> Result<NonNull<u8>, Error> {
+    if sys::is_forked_child() {
+        return Err(Error::ForkedChild);
+    }
     let mut guard = state();
     let State::Running(rt) = &mut *guard else { return Err(Error::NotStarted) };
     let offset = rt.heap.allocate(bytes)?;
@@ -187,6 +193,9 @@ pub enum ReleaseError {
 
 /// Frees a block from [`allocate`]: its pages are dropped locally and on the servers.
 pub fn release(ptr: *mut u8) -> Result<(), ReleaseError> {
+    if sys::is_forked_child() {
+        return Ok(());
+    }
     let mut guard = state();
     let rt = match &mut *guard {
         State::Running(rt) => rt,
@@ -220,6 +229,10 @@ impl Runtime {
 /// Stops the pager and the memory servers and finalizes MPI; reports statistics if asked.
 /// Does nothing if DLM is not running. Afterwards DLM memory is unmapped.
 pub fn shutdown() {
+    // A forked child has no pager thread and no servers of its own: they are the parent's.
+    if sys::is_forked_child() {
+        return;
+    }
     let mut rt = {
         let mut guard = state();
         RUNNING.store(false, Ordering::Release);

@@ -13,7 +13,11 @@ const SHORT_IDLE: Duration = Duration::from_millis(50);
 
 /// Serves until the compute process says shutdown, then finalizes MPI and exits 0.
 pub fn serve(universe: Universe, job: Job) -> ! {
-    let hello = Hello { host: sys::hostname(), available_memory: sys::available_memory().unwrap_or(0) };
+    let hello = Hello {
+        host: sys::hostname(),
+        pid: std::process::id(),
+        available_memory: sys::available_memory().unwrap_or(0),
+    };
     let setup = job.hello(&hello);
     if setup.page_size == 0 {
         // The compute process rejected its options; it reports why and exits non-zero. Exiting

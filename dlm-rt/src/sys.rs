@@ -82,6 +82,18 @@ impl Mapping {
         self.base.as_ptr()
     }
 
+    /// Leaves the mapping out of `fork` children: their pages could only read as zeros there
+    /// (the pager serves the parent), so a child's access must fault instead.
+    pub fn exclude_from_fork(&self) -> io::Result<()> {
+        // SAFETY: the range is this mapping; MADV_DONTFORK changes only what fork copies.
+        let rc = unsafe { libc::madvise(self.base.as_ptr().cast(), self.len, libc::MADV_DONTFORK) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -239,24 +251,124 @@ impl EventFd {
     }
 }
 
-/// Which of the two descriptors is readable after [`poll_two`].
-pub struct Ready {
-    pub first: bool,
-    pub second: bool,
+/// Waits until one of `fds` (at most 64) is readable or `timeout_ms` passes (-1: forever);
+/// bit i of the result is set when `fds[i]` is readable or hung up.
+pub fn poll_readable(fds: &[i32], timeout_ms: i32) -> u64 {
+    let mut polled = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 64];
+    let n = fds.len().min(64);
+    for (slot, &fd) in polled.iter_mut().zip(fds) {
+        slot.fd = fd;
+    }
+    // SAFETY: `polled` holds n initialized pollfd structures.
+    let rc = unsafe { libc::poll(polled.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    if rc <= 0 {
+        return 0;
+    }
+    polled[..n].iter().enumerate().filter(|(_, p)| p.revents != 0).fold(0, |mask, (i, _)| mask | 1 << i)
 }
 
-/// Waits until `first` or `second` is readable, or `timeout_ms` passes (-1: forever).
-pub fn poll_two(first: i32, second: i32, timeout_ms: i32) -> Ready {
-    let mut fds = [
-        libc::pollfd { fd: first, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: second, events: libc::POLLIN, revents: 0 },
-    ];
-    // SAFETY: fds is a live array of two pollfd structures.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-    if rc < 0 {
-        return Ready { first: false, second: false };
+/// A pidfd: readable once the process has exited.
+pub fn watch_process(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ready { first: fds[0].revents != 0, second: fds[1].revents != 0 }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The DLM range, for the explanation a forked child gets when it touches it.
+static DLM_RANGE: [std::sync::atomic::AtomicUsize; 2] =
+    [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
+/// Set in the child of a `fork`: DLM memory and the servers belong to the parent.
+static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The SIGSEGV action that was in place before the child installed its explanation.
+static mut PREVIOUS_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
+
+/// Whether this process is the child of a `fork` of a DLM program.
+pub fn is_forked_child() -> bool {
+    FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// In the child of a `fork`, a touch of DLM memory (left out of the child) prints why it fails
+/// before the SIGSEGV takes its course; other faults go to the handler that was there before.
+pub fn explain_dlm_faults_after_fork(mapping: &Mapping) {
+    use std::sync::atomic::Ordering::Relaxed;
+    DLM_RANGE[0].store(mapping.base() as usize, Relaxed);
+    DLM_RANGE[1].store(mapping.base() as usize + mapping.len(), Relaxed);
+    extern "C" fn on_segv(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        if (DLM_RANGE[0].load(Relaxed)..DLM_RANGE[1].load(Relaxed)).contains(&addr) {
+            let message: &[u8] = b"dlm: this process was forked from a DLM program and touched DLM memory, which \
+                stays with the parent; a child may only exec (system, popen) or use ordinary memory\n";
+            // SAFETY: write is async-signal-safe.
+            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+        }
+        // Return with the previous action restored: the access faults again and gets it.
+        // SAFETY: PREVIOUS_SEGV was written before this handler was installed.
+        unsafe { libc::sigaction(libc::SIGSEGV, (&raw const PREVIOUS_SEGV).cast(), std::ptr::null_mut()) };
+    }
+    extern "C" fn in_child() {
+        FORKED_CHILD.store(true, Relaxed);
+        // SAFETY: sigaction is async-signal-safe; the child has only this thread.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction =
+                on_segv as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            libc::sigaction(libc::SIGSEGV, &action, (&raw mut PREVIOUS_SEGV).cast());
+        }
+    }
+    // SAFETY: registers a child handler that only stores a flag and installs a signal handler.
+    unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+}
+
+/// Messages for [`explain_abort`]: a pidfd and what to print if its process has exited.
+static ABORT_HINTS: std::sync::OnceLock<Vec<(i32, String)>> = std::sync::OnceLock::new();
+
+/// When the process aborts (MPI's transport gives up on a peer that vanished mid-transfer),
+/// first print the message of every watched process that has exited, so the user learns that
+/// a memory server was lost rather than reading only the transport's backtrace.
+pub fn explain_abort(hints: Vec<(i32, String)>) {
+    if ABORT_HINTS.set(hints).is_err() {
+        return;
+    }
+    extern "C" fn on_abort(_: libc::c_int) {
+        for (fd, message) in ABORT_HINTS.get().into_iter().flatten() {
+            let mut p = libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll and write are async-signal-safe and use live memory. The transport can
+            // see a peer vanish a moment before its pidfd turns readable: wait briefly.
+            unsafe {
+                if libc::poll(&mut p, 1, 500) == 1 {
+                    libc::write(2, message.as_ptr().cast(), message.len());
+                }
+            }
+        }
+        // SAFETY: restoring the default action and re-raising ends the process as abort would.
+        unsafe {
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            libc::raise(libc::SIGABRT);
+        }
+    }
+    // SAFETY: installs a handler that only calls async-signal-safe functions.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_abort as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
+    }
+}
+
+/// Writes a message on stderr without taking Rust's stderr lock and ends the process at once
+/// with `code`, running no exit handlers (they would wait for MPI peers that are gone).
+pub fn exit_now(code: i32, message: &str) -> ! {
+    let text = format!("dlm: {message}\n");
+    // SAFETY: writes from a live buffer to fd 2; _exit has no preconditions.
+    unsafe {
+        libc::write(2, text.as_ptr().cast(), text.len());
+        libc::_exit(code)
+    }
 }
 
 /// Writes a message on stderr without taking Rust's stderr lock, then aborts the process.

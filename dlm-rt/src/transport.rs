@@ -10,6 +10,7 @@ use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::Threading;
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The compute process's rank in the job communicator.
 pub const COMPUTE_RANK: i32 = 0;
@@ -59,6 +60,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub struct Hello {
     pub host: String,
+    pub pid: u32,
     pub available_memory: u64,
 }
 
@@ -84,9 +86,19 @@ pub enum Launch {
 /// The MPI library, finalized on drop, and the communicator of the job.
 pub struct Job {
     pub comm: SimpleCommunicator,
+    /// Compute side: the servers on this host, each with a pidfd that turns readable if it exits.
+    watched: Vec<Watched>,
     /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
     /// servers disconnect from their parent when they finalize.
     spawned: Option<mpi::ffi::MPI_Comm>,
+}
+
+/// A memory server whose exit the compute process can see.
+struct Watched {
+    server: usize,
+    pid: u32,
+    host: String,
+    exited: OwnedFd,
 }
 
 impl Drop for Job {
@@ -114,12 +126,73 @@ impl Job {
 
     /// Sends page data (after a [`Request::Put`]).
     pub fn send_data(&self, server: usize, data: &[u8]) {
-        self.comm.process_at_rank(server as i32 + 1).send_with_tag(data, TAG_DATA);
+        mpi::request::scope(|scope| {
+            let request = self.comm.process_at_rank(server as i32 + 1).immediate_send_with_tag(scope, data, TAG_DATA);
+            self.wait(request);
+        });
     }
 
     /// Receives page data (after a [`Request::Get`]).
     pub fn receive_data(&self, server: usize, into: &mut [u8]) {
-        self.comm.process_at_rank(server as i32 + 1).receive_into_with_tag(into, TAG_DATA);
+        mpi::request::scope(|scope| {
+            let request =
+                self.comm.process_at_rank(server as i32 + 1).immediate_receive_into_with_tag(scope, into, TAG_DATA);
+            self.wait(request);
+        });
+    }
+
+    /// Completes a page transfer, giving up if the server at the other end has exited
+    /// (a blocking call would wait for it forever).
+    fn wait<'a, B: ?Sized, S: mpi::request::Scope<'a>>(&self, mut request: mpi::request::Request<'a, B, S>) {
+        let mut polls = 0u32;
+        loop {
+            match request.test() {
+                Ok(_) => return,
+                Err(pending) => request = pending,
+            }
+            polls += 1;
+            if polls % 4096 == 0 {
+                self.check_servers();
+            }
+        }
+    }
+
+    /// Starts watching the servers that run on this host (the compute process's side).
+    pub fn watch_local_servers(&mut self, hellos: &[Hello]) {
+        let local = crate::sys::hostname();
+        for (server, hello) in hellos.iter().enumerate().filter(|(_, h)| h.host == local) {
+            if let Ok(exited) = crate::sys::watch_process(hello.pid) {
+                self.watched.push(Watched { server, pid: hello.pid, host: hello.host.clone(), exited });
+            }
+        }
+        self.watched.truncate(62);
+        let hints =
+            self.watched.iter().map(|w| (w.exited.as_raw_fd(), format!("dlm: {}\n", self.lost_message(w)))).collect();
+        crate::sys::explain_abort(hints);
+    }
+
+    fn lost_message(&self, w: &Watched) -> String {
+        format!(
+            "memory server {} of {} (pid {} on {}) has exited; the DLM pages it held are lost, so the program cannot go on",
+            w.server + 1,
+            self.servers(),
+            w.pid,
+            w.host
+        )
+    }
+
+    pub fn watched_fds(&self) -> Vec<i32> {
+        self.watched.iter().map(|w| w.exited.as_raw_fd()).collect()
+    }
+
+    /// Ends the program with a message if a watched memory server has exited: the pages it
+    /// held are gone, so continuing could only return wrong data or hang.
+    pub fn check_servers(&self) {
+        let fds = self.watched_fds();
+        let exited = crate::sys::poll_readable(&fds, 0);
+        if let Some(w) = self.watched.iter().enumerate().find(|(i, _)| exited >> i & 1 != 0).map(|(_, w)| w) {
+            crate::sys::exit_now(1, &self.lost_message(w));
+        }
     }
 
     /// Asks every server to exit and waits until each has answered.
@@ -138,10 +211,14 @@ impl Job {
         (0..self.servers())
             .map(|server| {
                 let from = self.comm.process_at_rank(server as i32 + 1);
-                let mut avail = [0u64; 1];
-                from.receive_into_with_tag(&mut avail[..], TAG_HELLO);
+                let mut words = [0u64; 2];
+                from.receive_into_with_tag(&mut words[..], TAG_HELLO);
                 let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
-                Hello { host: String::from_utf8_lossy(&host).into_owned(), available_memory: avail[0] }
+                Hello {
+                    host: String::from_utf8_lossy(&host).into_owned(),
+                    pid: words[1] as u32,
+                    available_memory: words[0],
+                }
             })
             .collect()
     }
@@ -156,7 +233,7 @@ impl Job {
     /// Server side of the handshake.
     pub fn hello(&self, hello: &Hello) -> Setup {
         let compute = self.comm.process_at_rank(COMPUTE_RANK);
-        compute.send_with_tag(&[hello.available_memory][..], TAG_HELLO);
+        compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
         compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
         let mut words = [0u64; 2];
         compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
@@ -190,14 +267,17 @@ impl Job {
 
 /// Sets the MPI transport that is fast both under `mpirun` and between a singleton and the
 /// servers it spawned (Open MPI's shared-memory BTL cannot reach spawned processes; UCX can),
-/// and lets a small machine run more servers than it has cores. A variable the user set wins.
-fn choose_transport() {
-    const DEFAULTS: [(&str, &str); 5] = [
+/// lets a small machine run more servers than it has cores, and keeps MPI from taking over
+/// the program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers. A variable the user set wins.
+fn prepare_mpi_environment() {
+    const DEFAULTS: [(&str, &str); 7] = [
         ("OMPI_MCA_pml", "ucx"),
         ("OMPI_MCA_pml_ucx_tls", "any"),
         ("OMPI_MCA_pml_ucx_devices", "any"),
         ("OMPI_MCA_osc", "ucx"),
         ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+        ("UCX_ERROR_SIGNALS", ""),
+        ("OMPI_MCA_opal_signal", ""),
     ];
     for (name, value) in DEFAULTS {
         if std::env::var_os(name).is_none() {
@@ -209,7 +289,7 @@ fn choose_transport() {
 
 /// Starts MPI and tells how this process was launched.
 pub fn start() -> (mpi::environment::Universe, Launch) {
-    choose_transport();
+    prepare_mpi_environment();
     let Some((universe, _)) = mpi::initialize_with_threading(Threading::Serialized) else {
         crate::sys::fatal("MPI was already initialized; call dlm_startup before any MPI call");
     };
@@ -221,7 +301,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
     };
     if parent != null {
         let comm = merge(parent, true);
-        return (universe, Launch::SpawnedServer(Job { comm, spawned: None }));
+        return (universe, Launch::SpawnedServer(Job { comm, watched: Vec::new(), spawned: None }));
     }
     let world = universe.world();
     if world.size() == 1 {
@@ -233,7 +313,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
         mpi::ffi::MPI_Comm_dup(world.as_raw(), &mut dup);
         SimpleCommunicator::from_raw(dup)
     };
-    let job = Job { comm, spawned: None };
+    let job = Job { comm, watched: Vec::new(), spawned: None };
     if job.comm.rank() == COMPUTE_RANK {
         (universe, Launch::MpirunCompute(job))
     } else {
@@ -291,7 +371,7 @@ pub fn spawn_servers(hosts: &[String], args: &[String]) -> Result<Job, String> {
     if rc != 0 {
         return Err(format!("MPI_Comm_spawn of {n} memory server(s) on {} failed (MPI error {rc})", hosts.join(", ")));
     }
-    Ok(Job { comm: merge(intercomm, false), spawned: Some(intercomm) })
+    Ok(Job { comm: merge(intercomm, false), watched: Vec::new(), spawned: Some(intercomm) })
 }
 
 /// Merges the spawn intercommunicator so that the compute process is rank 0 and the servers
