@@ -11,8 +11,18 @@ use std::path::PathBuf;
 pub const DEFAULT_PAGE_SIZE: usize = 256 << 10;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 6] =
-    ["DLM_MEMFILE", "DLM_LOCAL_MEM", "DLM_SERVER_MEM", "DLM_PAGE_SIZE", "DLM_STATS", "DLM_STATS_JSON"];
+const ENV_VARS: [&str; 7] = [
+    "DLM_MEMFILE",
+    "DLM_LOCAL_MEM",
+    "DLM_SERVER_MEM",
+    "DLM_PAGE_SIZE",
+    "DLM_STATS",
+    "DLM_STATS_JSON",
+    "DLM_SPAWN_TIMEOUT",
+];
+
+/// How long spawned memory servers may take to start when `DLM_SPAWN_TIMEOUT` is not set.
+pub const DEFAULT_SPAWN_TIMEOUT: u64 = 60;
 
 /// Everything the runtime was asked for.
 #[derive(Debug, Clone)]
@@ -30,6 +40,8 @@ pub struct Config {
     pub stats: bool,
     /// Write a JSON object with the counters to this file at shutdown.
     pub stats_json: Option<PathBuf>,
+    /// Seconds that spawned memory servers may take to start.
+    pub spawn_timeout: u64,
 }
 
 /// Why the options were rejected.
@@ -37,6 +49,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error("{name}={value}: {source}")]
     BadSize { name: &'static str, value: String, source: SizeError },
+    #[error("{name}={value}: expected a whole number of seconds")]
+    BadSeconds { name: &'static str, value: String },
     #[error("{name}={value}: expected 0 or 1")]
     BadFlag { name: &'static str, value: String },
     #[error("unknown environment variable {name}; DLM reads {}", ENV_VARS.join(", "))]
@@ -77,6 +91,9 @@ struct DlmArgs {
     /// Write paging statistics as JSON to PATH at shutdown [DLM_STATS_JSON]
     #[arg(long = "stats-json", value_name = "PATH")]
     stats_json: Option<PathBuf>,
+    /// Seconds spawned memory servers may take to start [DLM_SPAWN_TIMEOUT, default 60]
+    #[arg(long = "spawn-timeout", value_name = "SECONDS")]
+    spawn_timeout: Option<u64>,
     /// Memory-server hosts and the bytes each may give [DLM_MEMFILE]
     #[arg(value_name = "MEMFILE")]
     memfile: Option<PathBuf>,
@@ -108,6 +125,7 @@ where
     let mut stats = cli.stats;
     let mut stats_json = cli.stats_json;
     let mut memfile_path = cli.memfile;
+    let mut spawn_timeout = cli.spawn_timeout;
     for (name, value) in env {
         let Some(known) = ENV_VARS.iter().find(|k| **k == name) else {
             if name.starts_with("DLM_") {
@@ -128,6 +146,11 @@ where
                 _ => return Err(ConfigError::BadFlag { name: known, value }),
             },
             "DLM_STATS_JSON" => stats_json = stats_json.or(Some(PathBuf::from(&value))),
+            "DLM_SPAWN_TIMEOUT" => {
+                let seconds =
+                    value.parse().map_err(|_| ConfigError::BadSeconds { name: known, value: value.clone() })?;
+                spawn_timeout = spawn_timeout.or(Some(seconds));
+            }
             _ => unreachable!("every name in ENV_VARS is handled"),
         }
     }
@@ -147,7 +170,8 @@ where
     if let Some(mf) = &memfile {
         mf.check_page_size(page_size)?;
     }
-    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json };
+    let spawn_timeout = spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT);
+    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json, spawn_timeout };
     Ok((config, split))
 }
 

@@ -22,6 +22,8 @@ pub enum Error {
     ForkedChild,
     #[error("DLM was already started in this process")]
     AlreadyStarted,
+    #[error("{}:{line}: unknown host `{host}` ({reason}); name a host this machine can resolve", path.display())]
+    UnknownHost { path: std::path::PathBuf, line: usize, host: String, reason: String },
     #[error("cannot start memory servers: {0}")]
     Spawn(String),
     #[error("cannot serve page faults: userfaultfd failed ({0}); run as root or give this user read-write access to /dev/userfaultfd")]

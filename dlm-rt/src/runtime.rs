@@ -80,10 +80,15 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
         Launch::Singleton => {
             let (config, keep) = config::from_env_and_args(std::env::vars(), argv)?;
             let hosts: Vec<String> = match &config.memfile {
-                Some(mf) => mf.servers.iter().map(|s| s.host.clone()).collect(),
+                Some(mf) => {
+                    check_hosts(mf)?;
+                    mf.servers.iter().map(|s| s.host.clone()).collect()
+                }
                 None => vec!["localhost".into()],
             };
+            let watchdog = SpawnWatchdog::start(&hosts, config.spawn_timeout);
             let job = transport::spawn_servers(&hosts, &argv[1..]).map_err(Error::Spawn)?;
+            drop(watchdog);
             (job, (config, keep))
         }
     };
@@ -94,6 +99,54 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     // SAFETY: registering a plain extern "C" function with no preconditions.
     unsafe { libc::atexit(shutdown_at_exit) };
     Ok(Started { program_argc })
+}
+
+/// Every memfile host must resolve: MPI would otherwise wait for a daemon that never starts.
+fn check_hosts(memfile: &crate::memfile::Memfile) -> Result<(), Error> {
+    use std::net::ToSocketAddrs;
+    for line in &memfile.servers {
+        if let Err(e) = (line.host.as_str(), 0).to_socket_addrs() {
+            return Err(Error::UnknownHost {
+                path: memfile.path.clone(),
+                line: line.line,
+                host: line.host.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Ends the program with a message if spawning the servers takes too long: a host that
+/// resolves but cannot start processes leaves MPI_Comm_spawn waiting forever.
+struct SpawnWatchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl SpawnWatchdog {
+    fn start(hosts: &[String], seconds: u64) -> Self {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let hosts = hosts.join(", ");
+        std::thread::spawn(move || {
+            let limit = std::time::Duration::from_secs(seconds);
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                sys::exit_now(
+                    1,
+                    &format!(
+                        "error: memory servers on {hosts} did not start within {seconds} s; check that MPI can \
+                         start processes there (ssh, Open MPI installed), or raise DLM_SPAWN_TIMEOUT"
+                    ),
+                );
+            }
+        });
+        SpawnWatchdog(Some(done))
+    }
+}
+
+impl Drop for SpawnWatchdog {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.send(());
+        }
+    }
 }
 
 extern "C" fn shutdown_at_exit() {

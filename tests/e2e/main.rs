@@ -7,4 +7,5 @@ mod dlmcc;
 mod exits;
 mod kernel_io;
 mod paging;
+mod reliability;
 mod support;

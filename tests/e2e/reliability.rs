@@ -1,0 +1,167 @@
+//! Reliability: random operations against a shadow copy, lost servers, signals, fork, foreign
+//! signal handlers, hosts that cannot run servers.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+#[test]
+fn torture_against_a_shadow_copy() {
+    let _heavy = one_at_a_time();
+    let exe = rust_example("torture");
+    // (page size, local budget, threads, operations per thread): small budgets, several page
+    // sizes, one and several threads; servers small enough that some allocations are refused.
+    for (page, budget, threads, ops) in
+        [("4K", "2M", "1", "2500"), ("64K", "4M", "4", "1500"), ("256K", "8M", "2", "1500")]
+    {
+        let out = run(
+            Command::new(&exe)
+                .args(["--ops", ops, "--threads", threads, "--seed", "2024"])
+                .env("DLM_PAGE_SIZE", page)
+                .env("DLM_LOCAL_MEM", budget)
+                .env("DLM_SERVER_MEM", "32M"),
+            LIMIT,
+        );
+        out.assert_success();
+        assert!(out.stdout.contains("torture seed 2025 "), "{}", out.stdout);
+        assert!(out.stdout.contains("torture ok: ") && !out.stdout.contains(" 0 pages evicted"), "{}", out.stdout);
+    }
+}
+
+/// Starts `cmd`, which runs `exits hang`, and returns it with the compute process's pid.
+fn start_hanging(cmd: &mut Command) -> (Child, u32) {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid = loop {
+        let line = lines.next().expect("program output").expect("read");
+        if let Some(pid) = line.strip_prefix("pid ") {
+            break pid.trim().parse().unwrap();
+        }
+    };
+    (child, pid)
+}
+
+/// Waits for `child` to end within a few seconds; returns its stderr.
+fn ends_soon(mut child: Child) -> (std::process::ExitStatus, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status, stderr);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the job did not end within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_no_survivors(exe: &Path) {
+    let left = survivors_after(exe, Duration::from_secs(10));
+    kill_all(&left);
+    assert!(left.is_empty(), "DLM processes left behind: {left:?}");
+}
+
+#[test]
+fn a_killed_memory_server_ends_the_job_naming_it() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/exits.c");
+    let mut standalone = Command::new(&exe);
+    standalone.args(["hang", "64"]).env("DLM_LOCAL_MEM", "16M");
+    let mut under_mpirun = mpirun(3);
+    under_mpirun.arg(&exe).args(["hang", "64", "--", "-l", "16M"]);
+    for cmd in [&mut standalone, &mut under_mpirun] {
+        let (child, compute) = start_hanging(cmd);
+        let server = *live_processes(&exe).iter().filter(|&&p| p != compute).max().expect("a server process");
+        kill_all(&[server]);
+        let (status, stderr) = ends_soon(child);
+        assert!(!status.success());
+        assert!(
+            stderr.contains(&format!("(pid {server} on "))
+                && stderr.contains("has exited; the DLM pages it held are lost"),
+            "{stderr}"
+        );
+        assert_no_survivors(&exe);
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_end_the_whole_job() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/exits.c");
+    for signal in ["-INT", "-TERM"] {
+        // Standalone: the signal goes to the program.
+        let (child, compute) = start_hanging(Command::new(&exe).args(["hang", "64"]).env("DLM_LOCAL_MEM", "16M"));
+        assert!(Command::new("kill").args([signal, &compute.to_string()]).status().unwrap().success());
+        let (status, _) = ends_soon(child);
+        assert!(!status.success(), "{signal}");
+        assert_no_survivors(&exe);
+        // Under mpirun: the signal goes to mpirun, as Ctrl-C would.
+        let (child, _) = start_hanging(mpirun(3).arg(&exe).args(["hang", "64", "--", "-l", "16M"]));
+        assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+        let (status, _) = ends_soon(child);
+        assert!(!status.success(), "{signal}");
+        assert_no_survivors(&exe);
+    }
+}
+
+#[test]
+fn fork_system_and_popen() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/forks.c");
+    let out = run(Command::new(&exe).arg("64").env("DLM_LOCAL_MEM", "16M"), LIMIT);
+    out.assert_success();
+    assert_eq!(
+        out.stdout,
+        "system-ok\n1048576\ntoucher: stopped\nchild alloc refused\nexiting child: ok\nparent mismatches: 0\n"
+    );
+    assert!(
+        out.stderr.contains("dlm: this process was forked from a DLM program and touched DLM memory"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("DLM memory is not available in a forked child"), "{}", out.stderr);
+}
+
+#[test]
+fn the_programs_own_sigsegv_handler_keeps_working() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/ownsegv.c");
+    let out = run(Command::new(&exe).env("DLM_LOCAL_MEM", "8M"), LIMIT);
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), "own handler ran 1 time(s), DLM mismatches 0");
+}
+
+#[test]
+fn memfile_hosts_that_cannot_run_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/exits.c");
+    let memfile = dir.path().join("memfile");
+    std::fs::write(&memfile, "localhost 1G\nnosuchhost.invalid 1G\n").unwrap();
+    let out = run(Command::new(&exe).args(["return", "1"]).env("DLM_MEMFILE", &memfile), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{}:2: unknown host `nosuchhost.invalid`", memfile.display())),
+        "{}",
+        out.stderr
+    );
+    // A host that resolves but where MPI cannot start a process: the wait is bounded.
+    std::fs::write(&memfile, "127.0.0.2 1G\n").unwrap();
+    let out = run(
+        Command::new(&exe).args(["return", "1"]).env("DLM_MEMFILE", &memfile).env("DLM_SPAWN_TIMEOUT", "10"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("memory servers on 127.0.0.2 did not start within 10 s"), "{}", out.stderr);
+    assert_no_survivors(&exe);
+}
