@@ -17,4 +17,6 @@ if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
     exit 1
 fi
+# The fuzz targets of the test suite run under cargo fuzz.
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo build --release --workspace --lib --bins --examples

@@ -3,6 +3,18 @@
 # paged through userfaultfd to MPI memory servers, under mpirun and standalone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
+# A short fuzzing budget for the memfile and option parsers: any input must parse or be
+# rejected, never panic. (cargo fuzz uses nightly-only flags; RUSTC_BOOTSTRAP allows them.)
+for target in memfile options; do
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-20}") \
+        >"target/fuzz-$target.log" 2>&1; then
+        tail -40 "target/fuzz-$target.log"
+        echo "fuzz target $target failed (log: target/fuzz-$target.log)" >&2
+        exit 1
+    fi
+    echo "fuzz $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "target/fuzz-$target.log")"
+done
 # The end-to-end tests use dlmcc, libdlm.a and the examples from target/release.
 cargo build --release --workspace --lib --bins --examples
 cargo test --release --workspace

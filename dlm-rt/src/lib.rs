@@ -47,14 +47,14 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
 
 mod boxed;
 mod capi;
-mod config;
+pub mod config;
 mod error;
 mod heap;
-mod memfile;
+pub mod memfile;
 mod pager;
 mod runtime;
 mod server;
-mod size;
+pub mod size;
 mod statics;
 mod stats;
 mod sys;
