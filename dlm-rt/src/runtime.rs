@@ -200,6 +200,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     sys::explain_dlm_faults_after_fork(&region);
+    sys::explain_termination_signals();
     let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());

@@ -325,6 +325,37 @@ pub fn explain_dlm_faults_after_fork(mapping: &Mapping) {
     unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
 }
 
+/// Says why the program stops when SIGINT or SIGTERM ends it (the memory servers are then
+/// stopped by MPI's runtime). Signals the program already handles or ignores are left alone.
+pub fn explain_termination_signals() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        let message: &[u8] = if signal == libc::SIGINT {
+            b"dlm: interrupted (SIGINT); the program and its memory servers stop\n"
+        } else {
+            b"dlm: terminated (SIGTERM); the program and its memory servers stop\n"
+        };
+        // SAFETY: write, signal and raise are async-signal-safe; re-raising with the default
+        // action ends the process with the signal's usual status.
+        unsafe {
+            libc::write(2, message.as_ptr().cast(), message.len());
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: reads the current action, and replaces it only if it is the default.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut current);
+            if current.sa_sigaction == libc::SIG_DFL {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
 /// Messages for [`explain_abort`]: a pidfd and what to print if its process has exited.
 static ABORT_HINTS: std::sync::OnceLock<Vec<(i32, String)>> = std::sync::OnceLock::new();
 

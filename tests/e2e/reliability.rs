@@ -101,14 +101,20 @@ fn sigint_and_sigterm_end_the_whole_job() {
         // Standalone: the signal goes to the program.
         let (child, compute) = start_hanging(Command::new(&exe).args(["hang", "64"]).env("DLM_LOCAL_MEM", "16M"));
         assert!(Command::new("kill").args([signal, &compute.to_string()]).status().unwrap().success());
-        let (status, _) = ends_soon(child);
+        let (status, stderr) = ends_soon(child);
         assert!(!status.success(), "{signal}");
+        let said = if signal == "-INT" { "dlm: interrupted (SIGINT)" } else { "dlm: terminated (SIGTERM)" };
+        assert!(stderr.contains(said), "{signal}: {stderr}");
         assert_no_survivors(&exe);
         // Under mpirun: the signal goes to mpirun, as Ctrl-C would.
         let (child, _) = start_hanging(mpirun(3).arg(&exe).args(["hang", "64", "--", "-l", "16M"]));
         assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
-        let (status, _) = ends_soon(child);
+        let (status, stderr) = ends_soon(child);
         assert!(!status.success(), "{signal}");
+        assert!(
+            stderr.contains("dlm: terminated (SIGTERM)") || stderr.contains("dlm: interrupted (SIGINT)"),
+            "{signal}: {stderr}"
+        );
         assert_no_survivors(&exe);
     }
 }
