@@ -24,13 +24,7 @@ unsafe impl<T: Send + Sync> Sync for DlmStatic<T> {}
 impl<T: Zeroable> DlmStatic<T> {
     /// A static whose value starts as all zero bytes.
     pub const fn zeroed(name: &'static str) -> Self {
-        DlmStatic {
-            name,
-            init: None,
-            ptr: AtomicPtr::new(std::ptr::null_mut()),
-            borrows: AtomicIsize::new(0),
-            allocating: Mutex::new(()),
-        }
+        Self::new(name, None)
     }
 }
 
@@ -42,30 +36,28 @@ impl<T> DlmStatic<T> {
     /// All zero bytes must be a valid `T`.
     #[doc(hidden)]
     pub const unsafe fn __zeroed_unchecked(name: &'static str) -> Self {
-        DlmStatic {
-            name,
-            init: None,
-            ptr: AtomicPtr::new(std::ptr::null_mut()),
-            borrows: AtomicIsize::new(0),
-            allocating: Mutex::new(()),
-        }
+        Self::new(name, None)
     }
 }
 
 impl<T: Copy> DlmStatic<T> {
     /// A static whose value starts as a copy of `init`.
     pub const fn with_init(name: &'static str, init: &'static T) -> Self {
+        Self::new(name, Some(init))
+    }
+}
+
+impl<T> DlmStatic<T> {
+    const fn new(name: &'static str, init: Option<&'static T>) -> Self {
         DlmStatic {
             name,
-            init: Some(init),
+            init,
             ptr: AtomicPtr::new(std::ptr::null_mut()),
             borrows: AtomicIsize::new(0),
             allocating: Mutex::new(()),
         }
     }
-}
 
-impl<T> DlmStatic<T> {
     /// Shared access. Panics while a write guard is alive.
     pub fn read(&self) -> DlmReadGuard<'_, T> {
         let ptr = self.get();

@@ -151,7 +151,7 @@ impl Job {
                 Err(pending) => request = pending,
             }
             polls += 1;
-            if polls % 4096 == 0 {
+            if polls.is_multiple_of(4096) {
                 self.check_servers();
             }
         }
