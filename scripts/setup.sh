@@ -17,6 +17,9 @@ if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
     exit 1
 fi
+# The benchmark's plots (bench/run.py) use matplotlib.
+python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet matplotlib \
+    || echo "setup: matplotlib not installed; bench/run.py will skip its plots" >&2
 # The fuzz targets of the test suite run under cargo fuzz.
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo build --release --workspace --lib --bins --examples

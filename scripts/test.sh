@@ -17,4 +17,8 @@ for target in memfile options; do
 done
 # The end-to-end tests use dlmcc, libdlm.a and the examples from target/release.
 cargo build --release --workspace --lib --bins --examples
+# The benchmark suite's quick mode, as a smoke test: it must run; its timings are not checked.
+python3 bench/run.py --quick --out target/bench-quick >target/bench-quick.log 2>&1 \
+    || { tail -40 target/bench-quick.log; echo "bench/run.py --quick failed" >&2; exit 1; }
+echo "benchmark quick mode: ok (table in target/bench-quick/results.md)"
 cargo test --release --workspace
