@@ -305,6 +305,7 @@ def plot(report, out):
             if swaps:
                 ax.scatter([x for x, _ in swaps], [y for _, y in swaps], marker="x", color=line.get_color(), label=f"{w} swap")
     ax.set_xscale("log", base=2)
+    ax.set_xticks([12.5, 25, 50, 100], labels=["12.5", "25", "50", "100"])
     ax.set_yscale("log")
     ax.set_xlabel("local memory, % of the data")
     ax.set_ylabel("speed relative to native (log)")
