@@ -57,7 +57,11 @@ fn run(workload: &str, data: &mut [u64]) {
         "seqwrite" => report("seqwrite", timed(bytes, |p| data.iter_mut().for_each(|x| *x = p)), "GB/s"),
         "rmw" => {
             fill(data);
-            report("rmw", timed(bytes, |p| data.iter_mut().for_each(|x| *x = x.wrapping_mul(3).wrapping_add(p))), "GB/s");
+            report(
+                "rmw",
+                timed(bytes, |p| data.iter_mut().for_each(|x| *x = x.wrapping_mul(3).wrapping_add(p))),
+                "GB/s",
+            );
         }
         "rand4k" => {
             // Read-modify-write of whole random 4 KiB pages; also the median time of one.
