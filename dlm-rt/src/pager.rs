@@ -147,7 +147,7 @@ impl Pager {
         let mut fds = vec![self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd()];
         fds.extend(self.job.watched_fds());
         loop {
-            let ready = poll_readable(&fds, -1);
+            let ready = poll_readable(fds.iter().copied(), -1);
             if ready >> 2 != 0 {
                 self.job.check_servers();
             }

@@ -62,7 +62,7 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     }
     let (universe, launch) = transport::start();
     let spawned = matches!(launch, Launch::Singleton);
-    let (job, lines) = match launch {
+    let (job, parsed) = match launch {
         Launch::MpirunServer(job) | Launch::SpawnedServer(job) => crate::server::serve(universe, job),
         Launch::MpirunCompute(job) => {
             let config = match config::from_env_and_args(std::env::vars(), argv) {
@@ -92,7 +92,7 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
             (job, (config, keep))
         }
     };
-    let (config, program_argc) = lines;
+    let (config, program_argc) = parsed;
     let runtime = start_compute(universe, job, config, spawned)?;
     *state() = State::Running(Box::new(runtime));
     RUNNING.store(true, Ordering::Release);

@@ -253,11 +253,12 @@ impl EventFd {
 
 /// Waits until one of `fds` (at most 64) is readable or `timeout_ms` passes (-1: forever);
 /// bit i of the result is set when `fds[i]` is readable or hung up.
-pub fn poll_readable(fds: &[i32], timeout_ms: i32) -> u64 {
+pub fn poll_readable(fds: impl IntoIterator<Item = i32>, timeout_ms: i32) -> u64 {
     let mut polled = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; 64];
-    let n = fds.len().min(64);
-    for (slot, &fd) in polled.iter_mut().zip(fds) {
+    let mut n = 0;
+    for (slot, fd) in polled.iter_mut().zip(fds) {
         slot.fd = fd;
+        n += 1;
     }
     // SAFETY: `polled` holds n initialized pollfd structures.
     let rc = unsafe { libc::poll(polled.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };

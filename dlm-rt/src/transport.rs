@@ -181,15 +181,15 @@ impl Job {
         )
     }
 
-    pub fn watched_fds(&self) -> Vec<i32> {
-        self.watched.iter().map(|w| w.exited.as_raw_fd()).collect()
+    pub fn watched_fds(&self) -> impl Iterator<Item = i32> + '_ {
+        self.watched.iter().map(|w| w.exited.as_raw_fd())
     }
 
     /// Ends the program with a message if a watched memory server has exited: the pages it
     /// held are gone, so continuing could only return wrong data or hang.
     pub fn check_servers(&self) {
-        let fds = self.watched_fds();
-        let exited = crate::sys::poll_readable(&fds, 0);
+        // No allocation: this runs while page transfers wait.
+        let exited = crate::sys::poll_readable(self.watched_fds(), 0);
         if let Some(w) = self.watched.iter().enumerate().find(|(i, _)| exited >> i & 1 != 0).map(|(_, w)| w) {
             crate::sys::exit_now(1, &self.lost_message(w));
         }

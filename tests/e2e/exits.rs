@@ -1,19 +1,11 @@
 //! However the program ends, no memory server outlives it and nothing hangs.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
-const GRACE: Duration = Duration::from_secs(10);
-
-fn assert_no_survivors(exe: &Path) {
-    let left = survivors_after(exe, GRACE);
-    kill_all(&left);
-    assert!(left.is_empty(), "DLM processes left behind: {left:?}");
-}
 
 fn exits_program(dir: &Path) -> std::path::PathBuf {
     dlmcc(dir, "tests/c/exits.c")
@@ -51,23 +43,9 @@ fn every_ending_cleans_up_under_mpirun() {
 /// Starts `cmd` (which runs `exits hang`), kills the compute process with SIGKILL once it has
 /// paged, and checks that the job ends and no process is left.
 fn kill_compute_process(cmd: &mut Command, exe: &Path) {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let pid = loop {
-        let line = lines.next().expect("program output").expect("read");
-        if let Some(pid) = line.strip_prefix("pid ") {
-            break pid.trim().to_string();
-        }
-    };
-    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            panic!("the job did not end after its compute process was killed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (child, pid) = start_hanging(cmd);
+    assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    ends_within(child, LIMIT);
     assert_no_survivors(exe);
 }
 

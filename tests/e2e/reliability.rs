@@ -2,10 +2,8 @@
 //! signal handlers, hosts that cannot run servers.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -32,40 +30,9 @@ fn torture_against_a_shadow_copy() {
     }
 }
 
-/// Starts `cmd`, which runs `exits hang`, and returns it with the compute process's pid.
-fn start_hanging(cmd: &mut Command) -> (Child, u32) {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let pid = loop {
-        let line = lines.next().expect("program output").expect("read");
-        if let Some(pid) = line.strip_prefix("pid ") {
-            break pid.trim().parse().unwrap();
-        }
-    };
-    (child, pid)
-}
-
-/// Waits for `child` to end within a few seconds; returns its stderr.
-fn ends_soon(mut child: Child) -> (std::process::ExitStatus, String) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            return (status, stderr);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("the job did not end within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn assert_no_survivors(exe: &Path) {
-    let left = survivors_after(exe, Duration::from_secs(10));
-    kill_all(&left);
-    assert!(left.is_empty(), "DLM processes left behind: {left:?}");
+/// The job must end within a few seconds of what was done to it.
+fn ends_soon(child: std::process::Child) -> (std::process::ExitStatus, String) {
+    ends_within(child, Duration::from_secs(20))
 }
 
 #[test]

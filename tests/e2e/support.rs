@@ -1,8 +1,9 @@
 //! Helpers: build C programs with dlmcc, run programs standalone or under mpirun with a time
 //! limit, read DLM's JSON statistics, and find DLM processes that outlived their job.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -162,4 +163,42 @@ pub fn stat(json: &str, key: &str) -> f64 {
     let start = json.find(&needle).unwrap_or_else(|| panic!("no {key} in {json}")) + needle.len();
     let end = json[start..].find([',', '}']).map_or(json.len(), |e| start + e);
     json[start..end].trim().parse().unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+/// Starts `cmd`, which runs `exits hang`, and returns it with the compute process's pid.
+pub fn start_hanging(cmd: &mut Command) -> (Child, u32) {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid = loop {
+        let line = lines.next().expect("program output").expect("read");
+        if let Some(pid) = line.strip_prefix("pid ") {
+            break pid.trim().parse().unwrap();
+        }
+    };
+    (child, pid)
+}
+
+/// Waits for `child` to end within `limit` (killing it and failing otherwise); returns its
+/// status and stderr.
+pub fn ends_within(mut child: Child, limit: Duration) -> (ExitStatus, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+            return (status, stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the job did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fails (after killing them) if processes running `exe` are still alive 10 s from now.
+pub fn assert_no_survivors(exe: &Path) {
+    let left = survivors_after(exe, Duration::from_secs(10));
+    kill_all(&left);
+    assert!(left.is_empty(), "DLM processes left behind: {left:?}");
 }
