@@ -18,14 +18,18 @@ pub unsafe extern "C" fn dlm_startup(argc: *mut c_int, argv: *mut *mut *mut c_ch
         unsafe { (0..*argc as usize).map(|i| CStr::from_ptr(*(*argv).add(i)).to_string_lossy().into_owned()).collect() }
     };
     let args = if args.is_empty() { std::env::args().collect() } else { args };
-    match runtime::start(&args) {
-        Ok(started) => {
+    let started = match crate::rewritten::program_argc_after_autostart(&args) {
+        Some(after_autostart) => after_autostart,
+        None => runtime::start(&args).map(|started| started.program_argc),
+    };
+    match started {
+        Ok(program_argc) => {
             if !argc.is_null() && !argv.is_null() {
                 // SAFETY: program_argc <= argc, and argv[argc] exists (it is NULL) in main's array.
                 unsafe {
-                    if started.program_argc < *argc as usize {
-                        *(*argv).add(started.program_argc) = std::ptr::null_mut();
-                        *argc = started.program_argc as c_int;
+                    if program_argc < *argc as usize {
+                        *(*argv).add(program_argc) = std::ptr::null_mut();
+                        *argc = program_argc as c_int;
                     }
                 }
             }

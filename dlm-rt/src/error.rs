@@ -28,6 +28,13 @@ pub enum Error {
     Spawn(String),
     #[error("cannot serve page faults: userfaultfd failed ({0}); run as root or give this user read-write access to /dev/userfaultfd")]
     Userfaultfd(String),
+    #[error("cannot serve a static array as DLM memory: {0}")]
+    Adopt(String),
+    #[error(
+        "DLM options after `--` cannot apply: DLM was started before main for code that dlmcc rewrote; \
+         set them with DLM_* environment variables instead (see --help)"
+    )]
+    LateOptions,
     #[error("cannot reserve {} of address space for DLM memory: {source}", Bytes(*bytes))]
     Reserve { bytes: u64, source: std::io::Error },
 }

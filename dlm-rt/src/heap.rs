@@ -51,6 +51,29 @@ impl Heap {
         Ok(offset)
     }
 
+    /// Counts `bytes` of memory outside the range (static arrays adopted by the pager) against
+    /// the limit, in whole pages.
+    pub fn reserve(&mut self, bytes: usize) -> Result<(), Error> {
+        let len = bytes.div_ceil(self.page_size) as u64 * self.page_size as u64;
+        let available = self.available();
+        if len > available {
+            return Err(Error::OutOfMemory {
+                requested: bytes as u64,
+                available,
+                budget: self.budget,
+                servers: self.servers,
+                in_use: self.in_use,
+            });
+        }
+        self.in_use += len;
+        Ok(())
+    }
+
+    /// The length of the live block at `offset`.
+    pub fn block_len(&self, offset: usize) -> Option<usize> {
+        self.live.get(&offset).copied()
+    }
+
     /// Ends the block at `offset` and returns its length, or `None` if no block starts there.
     pub fn release(&mut self, offset: usize) -> Option<usize> {
         let len = self.live.remove(&offset)?;

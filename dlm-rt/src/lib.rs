@@ -52,6 +52,7 @@ mod error;
 mod heap;
 pub mod memfile;
 mod pager;
+mod rewritten;
 mod runtime;
 mod server;
 pub mod size;

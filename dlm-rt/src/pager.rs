@@ -11,9 +11,15 @@
 //! page that is fetched again and not written can be dropped without traffic. When every slot
 //! is taken, a resident page's slot is taken over and that page becomes dirty (its only copy is
 //! then local); the heap's limit (budget + capacity) guarantees such a page exists.
+//!
+//! Besides the DLM range of the heap, the pager serves *static segments*: static arrays of a C
+//! program that dlmcc marked, adopted in place at startup. A segment's pages start at the
+//! array's first byte; its last page may be shorter. Pages of an initialized array start
+//! *stashed*: their first fault installs the original data (moved aside, not copied) and makes
+//! the page dirty, since no server holds it yet.
 
 use crate::stats::Counters;
-use crate::sys::{fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
+use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request};
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -31,7 +37,18 @@ struct Home {
 struct Page {
     resident: bool,
     dirty: bool,
+    stashed: bool,
     home: Option<Home>,
+}
+
+/// A run of consecutive pages at one address range: the heap's DLM range, or a static array.
+struct Segment {
+    base: usize,
+    len: usize,
+    /// Index of its first page in `Pager::pages`.
+    first: usize,
+    /// The initial contents of a static array, page for page.
+    stash: Option<Mapping>,
 }
 
 /// The free slots of one server.
@@ -54,15 +71,18 @@ impl SlotPool {
 
 /// Work the program's threads hand to the pager thread.
 pub enum Command {
-    /// Forget the pages of `[offset, offset+len)`, locally and on the servers.
+    /// Forget the pages of `[offset, offset+len)` of the DLM range, locally and on the servers.
     Free { offset: usize, len: usize },
+    /// Serve `[start, start+len)`, a page-aligned static array, as DLM memory from now on; with
+    /// `keep_contents` its current data is kept (else it reads as zeros).
+    AddStatic { start: usize, len: usize, keep_contents: bool },
     /// Stop the servers and end the pager thread.
     Shutdown,
 }
 
 /// Where program threads post [`Command`]s; each call waits for the pager to finish it.
 pub struct Mailbox {
-    queue: Mutex<Vec<(Command, SyncSender<()>)>>,
+    queue: Mutex<Vec<(Command, SyncSender<Result<(), String>>)>>,
     doorbell: EventFd,
 }
 
@@ -71,15 +91,16 @@ impl Mailbox {
         Ok(Mailbox { queue: Mutex::new(Vec::new()), doorbell: EventFd::new()? })
     }
 
-    pub fn call(&self, command: Command) {
+    /// Posts `command` and returns the pager's answer (an error says why it could not be done).
+    pub fn call(&self, command: Command) -> Result<(), String> {
         let (done, wait) = sync_channel(1);
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).push((command, done));
         self.doorbell.notify();
-        // An error means the pager thread is gone, which only happens at shutdown.
-        let _ = wait.recv();
+        // A closed channel means the pager thread is gone, which only happens at shutdown.
+        wait.recv().unwrap_or(Ok(()))
     }
 
-    fn take(&self) -> Vec<(Command, SyncSender<()>)> {
+    fn take(&self) -> Vec<(Command, SyncSender<Result<(), String>>)> {
         self.doorbell.drain();
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -87,6 +108,8 @@ impl Mailbox {
 
 pub struct Pager {
     region: Arc<Mapping>,
+    /// The DLM range first, then static arrays in the order they were added.
+    segments: Vec<Segment>,
     uffd: FaultFd,
     job: Job,
     mailbox: Arc<Mailbox>,
@@ -123,8 +146,10 @@ impl Pager {
         let Limits { page_size, max_resident, capacities } = limits;
         let pools =
             capacities.iter().map(|&capacity| SlotPool { free: Vec::new(), next_unused: 0, capacity }).collect();
+        let heap = Segment { base: region.base() as usize, len: region.len(), first: 0, stash: None };
         Pager {
             pages: vec![Page::default(); region.len() / page_size],
+            segments: vec![heap],
             region,
             uffd,
             job,
@@ -162,43 +187,72 @@ impl Pager {
             }
             if ready & 2 != 0 {
                 for (command, done) in self.mailbox.take() {
-                    match command {
-                        Command::Free { offset, len } => self.free(offset, len),
+                    let answer = match command {
+                        Command::Free { offset, len } => {
+                            self.free(offset, len);
+                            Ok(())
+                        }
+                        Command::AddStatic { start, len, keep_contents } => self.add_static(start, len, keep_contents),
                         Command::Shutdown => {
                             self.job.shut_down_servers();
-                            let _ = done.send(());
+                            let _ = done.send(Ok(()));
                             return self.job;
                         }
-                    }
-                    let _ = done.send(());
+                    };
+                    let _ = done.send(answer);
                 }
             }
         }
     }
 
-    fn page_ptr(&self, index: usize) -> *mut u8 {
-        // SAFETY: every index comes from an address inside the region.
-        unsafe { self.region.base().add(index * self.page_size) }
+    fn add_static(&mut self, start: usize, len: usize, keep_contents: bool) -> Result<(), String> {
+        // SAFETY: the runtime hands over a page-aligned range inside one static array that the
+        // program does not touch until this call returns.
+        let stash = unsafe { sys::adopt_range(start as *mut u8, len, keep_contents) }
+            .map_err(|e| format!("cannot remap it: {e}"))?;
+        self.uffd.register_range(start as *mut u8, len).map_err(|e| format!("userfaultfd refused it: {e}"))?;
+        let first = self.pages.len();
+        let count = len.div_ceil(self.page_size);
+        self.pages.extend(std::iter::repeat_n(Page { stashed: keep_contents, ..Page::default() }, count));
+        self.segments.push(Segment { base: start, len, first, stash });
+        Ok(())
+    }
+
+    fn segment_of_page(&self, index: usize) -> &Segment {
+        let after = self.segments.partition_point(|s| s.first <= index);
+        &self.segments[after - 1]
+    }
+
+    /// The page's address and length (only a static array's last page can be short).
+    fn page_span(&self, index: usize) -> (*mut u8, usize) {
+        let segment = self.segment_of_page(index);
+        let offset = (index - segment.first) * self.page_size;
+        ((segment.base + offset) as *mut u8, self.page_size.min(segment.len - offset))
+    }
+
+    fn page_at(&self, addr: usize) -> Option<usize> {
+        let segment = self.segments.iter().find(|s| (s.base..s.base + s.len).contains(&addr))?;
+        Some(segment.first + (addr - segment.base) / self.page_size)
     }
 
     fn serve(&mut self, fault: Fault) {
         let started = Instant::now();
-        let Some(index) = fault.addr.checked_sub(self.region.base() as usize).map(|o| o / self.page_size) else {
+        let Some(index) = self.page_at(fault.addr) else {
             fatal(&format!("page fault at {:#x} outside the DLM range", fault.addr));
         };
         let page = self.pages[index];
-        let ptr = self.page_ptr(index);
+        let (ptr, len) = self.page_span(index);
         if fault.write_protected {
             if page.resident {
-                self.uffd.unprotect(ptr, self.page_size);
+                self.uffd.unprotect(ptr, len);
                 self.pages[index].dirty = true;
             } else {
                 // Evicted while the writer waited: let it retry and take a missing fault.
-                self.uffd.wake(ptr, self.page_size);
+                self.uffd.wake(ptr, len);
             }
         } else if page.resident {
             // Another thread's fault on the same page was served first.
-            self.uffd.wake(ptr, self.page_size);
+            self.uffd.wake(ptr, len);
         } else {
             self.page_in(index, fault.write);
         }
@@ -211,11 +265,20 @@ impl Pager {
             let victim = self.resident.pop_front().expect("max_resident is at least 1");
             self.evict(victim as usize);
         }
+        let (ptr, len) = self.page_span(index);
+        let mut dirty = write;
         let src = match self.pages[index].home {
+            None if self.pages[index].stashed => {
+                let segment = self.segment_of_page(index);
+                let stash = segment.stash.as_ref().expect("stashed pages have a stash");
+                dirty = true;
+                // SAFETY: the page's offset in its segment is inside the equally long stash.
+                unsafe { stash.base().add(ptr as usize - segment.base) }
+            }
             Some(home) => {
                 self.job.send(home.server as usize, Request::Get { slot: home.slot as u64, count: 1 });
                 self.job.receive_data(home.server as usize, &mut self.bounce);
-                Counters::add(&self.counters.bytes_fetched, self.page_size as u64);
+                Counters::add(&self.counters.bytes_fetched, len as u64);
                 self.bounce.as_ptr()
             }
             None => {
@@ -225,34 +288,42 @@ impl Pager {
         };
         // A read maps the page write-protected so that its first write is seen; a write maps it
         // writable at once and the page is dirty.
-        // SAFETY: src is a page-sized buffer of ours; the page lies in the registered region.
-        if !unsafe { self.uffd.install(src, self.page_ptr(index), self.page_size, !write) } {
+        // SAFETY: src is a page-sized buffer of ours or the page's stash; the page lies in a
+        // registered range.
+        if !unsafe { self.uffd.install(src, ptr, len, !write) } {
             fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
+        }
+        if self.pages[index].stashed {
+            let segment = self.segment_of_page(index);
+            let offset = ptr as usize - segment.base;
+            segment.stash.as_ref().expect("stashed pages have a stash").discard(offset, len);
         }
         let page = &mut self.pages[index];
         page.resident = true;
-        page.dirty = write;
+        page.dirty = dirty;
+        page.stashed = false;
         self.resident.push_back(index as u32);
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
     }
 
     fn evict(&mut self, index: usize) {
-        let ptr = self.page_ptr(index);
+        let (ptr, len) = self.page_span(index);
         if self.pages[index].dirty {
             // Writers now block until the page has been sent and dropped.
-            self.uffd.protect(ptr, self.page_size);
+            self.uffd.protect(ptr, len);
             let home = match self.pages[index].home {
                 Some(home) => home,
                 None => self.assign_home(index),
             };
             self.job.send(home.server as usize, Request::Put { slot: home.slot as u64, count: 1 });
             // SAFETY: the page is resident and write-protected, so it is readable and stable.
-            let data = unsafe { std::slice::from_raw_parts(ptr, self.page_size) };
+            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
             self.job.send_data(home.server as usize, data);
             self.pages[index].home = Some(home);
-            Counters::add(&self.counters.bytes_written_back, self.page_size as u64);
+            Counters::add(&self.counters.bytes_written_back, len as u64);
         }
-        self.region.discard(index * self.page_size, self.page_size);
+        // SAFETY: the page is DLM memory whose data is now on its server (or never written).
+        unsafe { sys::discard(ptr, len) };
         let page = &mut self.pages[index];
         page.resident = false;
         page.dirty = false;

@@ -11,7 +11,7 @@ use crate::sys::{self, FaultFd, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
 use mpi::environment::Universe;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -24,6 +24,15 @@ enum State {
 static STATE: Mutex<State> = Mutex::new(State::NotStarted);
 /// Mirrors `State::Running` for checks that must not take the lock.
 static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The DLM range `[start, end)`, kept after shutdown so that a late `free` of a DLM block is
+/// still recognised (and not handed to the C library).
+static RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Whether `ptr` lies in the DLM range (a block from [`allocate`], live or not).
+pub fn owns(ptr: *const u8) -> bool {
+    (RANGE[0].load(Ordering::Relaxed)..RANGE[1].load(Ordering::Relaxed)).contains(&(ptr as usize))
+}
 
 /// Whether DLM memory can be used now.
 pub fn is_running() -> bool {
@@ -202,6 +211,8 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     sys::explain_dlm_faults_after_fork(&region);
     sys::explain_termination_signals();
     let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
+    RANGE[0].store(region.base() as usize, Ordering::Relaxed);
+    RANGE[1].store(region.base() as usize + region.len(), Ordering::Relaxed);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
@@ -262,8 +273,34 @@ pub fn release(ptr: *mut u8) -> Result<(), ReleaseError> {
         return Err(ReleaseError::NotDlm);
     }
     let len = rt.heap.release(offset).ok_or(ReleaseError::NotDlm)?;
-    rt.mailbox.call(Command::Free { offset, len });
+    // Freeing cannot fail in the pager; an error only means it is gone at shutdown.
+    let _ = rt.mailbox.call(Command::Free { offset, len });
     Ok(())
+}
+
+/// The length of the live block at `ptr` (whole pages), if `ptr` starts one.
+pub fn block_len(ptr: *const u8) -> Option<usize> {
+    let guard = state();
+    let State::Running(rt) = &*guard else { return None };
+    rt.heap.block_len((ptr as usize).checked_sub(rt.region.base() as usize)?)
+}
+
+/// The DLM page size, if DLM is running.
+pub fn page_size() -> Option<usize> {
+    match &*state() {
+        State::Running(rt) => Some(rt.config.page_size),
+        _ => None,
+    }
+}
+
+/// Makes `[start, start+len)`, a page-aligned part of a static array, DLM memory: it counts
+/// against the limit like an allocation and is paged from now on. With `keep_contents` its
+/// current data is kept; otherwise it must be all zeros (it reads as zeros afterwards).
+pub fn adopt_static(start: usize, len: usize, keep_contents: bool) -> Result<(), Error> {
+    let mut guard = state();
+    let State::Running(rt) = &mut *guard else { return Err(Error::NotStarted) };
+    rt.heap.reserve(len)?;
+    rt.mailbox.call(Command::AddStatic { start, len, keep_contents }).map_err(Error::Adopt)
 }
 
 /// The current statistics, if DLM is running.
@@ -298,7 +335,7 @@ pub fn shutdown() {
             }
         }
     };
-    rt.mailbox.call(Command::Shutdown);
+    let _ = rt.mailbox.call(Command::Shutdown);
     let job = rt.pager.take().map(|p| p.join());
     let stats = rt.stats();
     if rt.config.stats {

@@ -102,10 +102,66 @@ impl Mapping {
     /// next touch sees zeros (or, in a userfaultfd-registered mapping, a missing fault).
     pub fn discard(&self, offset: usize, len: usize) {
         assert!(offset.checked_add(len).is_some_and(|end| end <= self.len), "discard out of range");
-        // SAFETY: the range lies inside this mapping; MADV_DONTNEED only drops page contents.
-        let rc = unsafe { libc::madvise(self.base.as_ptr().add(offset).cast(), len, libc::MADV_DONTNEED) };
-        assert_eq!(rc, 0, "madvise(MADV_DONTNEED) failed: {}", io::Error::last_os_error());
+        // SAFETY: the range lies inside this mapping.
+        unsafe { discard(self.base.as_ptr().add(offset), len) };
     }
+}
+
+/// Drops the pages of `[start, start+len)` (see [`Mapping::discard`]).
+///
+/// # Safety
+/// The range must be private anonymous memory whose contents nobody needs any more.
+pub unsafe fn discard(start: *mut u8, len: usize) {
+    // SAFETY: the caller owns the range; MADV_DONTNEED only drops page contents.
+    let rc = unsafe { libc::madvise(start.cast(), len, libc::MADV_DONTNEED) };
+    assert_eq!(rc, 0, "madvise(MADV_DONTNEED) failed: {}", io::Error::last_os_error());
+}
+
+/// Turns `[start, start+len)` of the program's own memory (a static array) into DLM memory:
+/// fresh anonymous pages, excluded from `fork` like the DLM range. With `keep_contents`, the
+/// old pages are first moved (not copied) to a new mapping that is returned, so the pager can
+/// install each page's initial data on its first fault.
+///
+/// # Safety
+/// The range must be page-aligned, lie inside one static object, and nothing may touch it until
+/// it has been registered with the pager's userfaultfd.
+pub unsafe fn adopt_range(start: *mut u8, len: usize, keep_contents: bool) -> io::Result<Option<Mapping>> {
+    let stash = if keep_contents {
+        let stash = Mapping::reserve(len)?;
+        // SAFETY: both ranges are page-aligned and `len` long; the destination is our own
+        // mapping, which MREMAP_FIXED replaces.
+        let moved = unsafe {
+            libc::mremap(start.cast(), len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, stash.base().cast::<libc::c_void>())
+        };
+        if moved == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Some(stash)
+    } else {
+        None
+    };
+    // SAFETY: the caller hands over the range; MAP_FIXED replaces exactly those pages.
+    let ptr = unsafe {
+        libc::mmap(
+            start.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the range is the mapping just made; see Mapping::reserve and exclude_from_fork.
+    unsafe {
+        libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE);
+        if libc::madvise(ptr, len, libc::MADV_DONTFORK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(stash)
 }
 
 impl Drop for Mapping {
@@ -146,6 +202,12 @@ impl FaultFd {
             RegisterMode::MISSING | RegisterMode::WRITE_PROTECT,
         )?;
         Ok(FaultFd { uffd, events: EventBuffer::new(64) })
+    }
+
+    /// Registers one more range (a static array adopted with [`adopt_range`]).
+    pub fn register_range(&self, start: *mut u8, len: usize) -> Result<(), userfaultfd::Error> {
+        self.uffd.register_with_mode(start.cast(), len, RegisterMode::MISSING | RegisterMode::WRITE_PROTECT)?;
+        Ok(())
     }
 
     pub fn raw_fd(&self) -> i32 {

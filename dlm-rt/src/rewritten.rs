@@ -1,0 +1,284 @@
+//! The ABI that C code rewritten by `dlmcc` calls (declared in the prelude `c-frontend` puts at
+//! the top of each rewritten file): static arrays registered by constructors, DLM started
+//! before `main`, and the allocation functions that send blocks of at least the threshold to
+//! DLM memory and everything else to the C library.
+
+use crate::config;
+use crate::error::Error;
+use crate::runtime::{self, ReleaseError};
+use crate::size::Bytes;
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+/// One static array that dlmcc placed in DLM memory (`struct __dlm_static` in the prelude).
+/// Aligned to 64 bytes so that the records' stride in the section does not depend on how the
+/// compiler aligns aggregates.
+#[repr(C, align(64))]
+pub struct StaticRecord {
+    addr: *mut u8,
+    size: usize,
+    name: *const c_char,
+    site: *const c_char,
+    flags: c_ulong,
+}
+
+/// `flags` bit: the array has an initializer, so its data must be kept.
+const INITIALIZED: c_ulong = 1;
+
+/// Record tables handed in by constructors, not yet adopted.
+struct Pending {
+    tables: Vec<(usize, usize)>,
+    adopted: BTreeSet<usize>,
+    program_calls_startup: bool,
+}
+
+static PENDING: Mutex<Pending> =
+    Mutex::new(Pending { tables: Vec::new(), adopted: BTreeSet::new(), program_calls_startup: false });
+
+/// How many of `argv` belong to the program, when DLM started before `main` and read them.
+static AUTOSTART: OnceLock<Option<usize>> = OnceLock::new();
+
+/// Remembers the static arrays of one linked object (`[start, stop)` of its `dlm_statics`
+/// section). `calls_startup` says the file calls `dlm_startup`, so DLM options after `--`
+/// are meant for DLM. Adopts the arrays at once if DLM already runs (a library loaded later).
+///
+/// # Safety
+/// `[start, stop)` is NULL..NULL or an array of records that lives as long as the program.
+#[no_mangle]
+pub unsafe extern "C" fn __dlm_register(start: *const StaticRecord, stop: *const StaticRecord, calls_startup: c_int) {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    pending.program_calls_startup |= calls_startup != 0;
+    let table = (start as usize, stop as usize);
+    if !start.is_null() && start < stop && !pending.tables.contains(&table) {
+        pending.tables.push(table);
+    }
+    if runtime::is_running() {
+        adopt_pending(&mut pending);
+    }
+}
+
+/// Starts DLM before `main` (under mpirun, ranks other than 0 become memory servers here) and
+/// adopts the registered static arrays. Errors end the program with a message.
+#[no_mangle]
+pub extern "C" fn __dlm_autostart() {
+    if crate::sys::is_forked_child() {
+        return;
+    }
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    if !runtime::is_running() && AUTOSTART.get().is_none() {
+        let mut args: Vec<String> = std::env::args().collect();
+        if !pending.program_calls_startup {
+            // The program's own arguments, even after `--`, are not DLM's.
+            args.truncate(1);
+        }
+        match runtime::start(&args) {
+            Ok(started) => {
+                let _ = AUTOSTART.set(pending.program_calls_startup.then_some(started.program_argc));
+            }
+            Err(e) => runtime::exit_with(&e),
+        }
+    }
+    adopt_pending(&mut pending);
+}
+
+/// What `dlm_startup` does when DLM already started before `main`: returns how many of `argv`
+/// belong to the program, or `None` if DLM was not started that way.
+pub fn program_argc_after_autostart(argv: &[String]) -> Option<Result<usize, Error>> {
+    let read_argv = *AUTOSTART.get()?;
+    Some(match read_argv {
+        Some(program_argc) => Ok(program_argc.min(argv.len())),
+        None => match config::from_env_and_args(std::env::vars(), argv) {
+            Ok((_, program_argc)) if program_argc < argv.len() => Err(Error::LateOptions),
+            Ok(_) => Ok(argv.len()),
+            Err(e) => Err(e.into()),
+        },
+    })
+}
+
+fn adopt_pending(pending: &mut Pending) {
+    let page = crate::sys::system_page_size();
+    for (start, stop) in std::mem::take(&mut pending.tables) {
+        let count = (stop - start) / size_of::<StaticRecord>();
+        // SAFETY: the linker's __start/__stop symbols bound an array of records (see
+        // __dlm_register).
+        let records = unsafe { std::slice::from_raw_parts(start as *const StaticRecord, count) };
+        for record in records {
+            if !pending.adopted.insert(record.addr as usize) {
+                continue; // a tentative definition registered by several files
+            }
+            // Whole system pages inside the array; dlmcc aligns its start, a short tail stays.
+            let first = (record.addr as usize).next_multiple_of(page);
+            let end = (record.addr as usize + record.size) / page * page;
+            if end <= first {
+                continue;
+            }
+            if let Err(e) = runtime::adopt_static(first, end - first, record.flags & INITIALIZED != 0) {
+                // SAFETY: dlmcc writes both as string literals.
+                let (name, site) = unsafe { (CStr::from_ptr(record.name), CStr::from_ptr(record.site)) };
+                eprintln!(
+                    "dlm: error: static array `{}` ({}, {}) cannot be placed in DLM memory: {e}",
+                    name.to_string_lossy(),
+                    site.to_string_lossy(),
+                    Bytes(record.size as u64)
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// A DLM block for `size` bytes if DLM runs and `size` reaches the threshold; `Err` (after a
+/// message, with `errno` ENOMEM) if DLM should take it but cannot.
+fn dlm_block(size: usize, threshold: usize) -> Option<Result<*mut c_void, ()>> {
+    if size == 0 || size < threshold || !runtime::is_running() || crate::sys::is_forked_child() {
+        return None;
+    }
+    Some(match runtime::allocate(size) {
+        Ok(ptr) => Ok(ptr.as_ptr().cast()),
+        Err(e) => {
+            eprintln!("dlm: cannot allocate {}: {e}", Bytes(size as u64));
+            set_errno(libc::ENOMEM);
+            Err(())
+        }
+    })
+}
+
+fn set_errno(code: c_int) {
+    // SAFETY: __errno_location returns this thread's errno.
+    unsafe { *libc::__errno_location() = code };
+}
+
+/// `malloc` of rewritten code.
+#[no_mangle]
+pub extern "C" fn __dlm_rt_malloc(size: usize, threshold: usize) -> *mut c_void {
+    match dlm_block(size, threshold) {
+        Some(block) => block.unwrap_or(std::ptr::null_mut()),
+        // SAFETY: plain libc call.
+        None => unsafe { libc::malloc(size) },
+    }
+}
+
+/// `calloc` of rewritten code (DLM blocks read as zeros already).
+#[no_mangle]
+pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -> *mut c_void {
+    let Some(total) = count.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    match dlm_block(total, threshold) {
+        Some(block) => block.unwrap_or(std::ptr::null_mut()),
+        // SAFETY: plain libc call.
+        None => unsafe { libc::calloc(count, size) },
+    }
+}
+
+/// `free` of rewritten code: DLM blocks go back to DLM, anything else to the C library.
+///
+/// # Safety
+/// As for `free`.
+#[no_mangle]
+pub unsafe extern "C" fn __dlm_rt_free(ptr: *mut c_void) {
+    if ptr.is_null() {
+        return;
+    }
+    if !runtime::owns(ptr.cast()) {
+        // SAFETY: the caller passes a pointer from the C library's allocator.
+        unsafe { libc::free(ptr) };
+        return;
+    }
+    if let Err(ReleaseError::NotDlm) = runtime::release(ptr.cast()) {
+        eprintln!("dlm: free({ptr:p}): not the start of a live DLM block");
+        std::process::abort();
+    }
+}
+
+/// `realloc` of rewritten code: the block moves between DLM and the C library when its new
+/// size crosses the threshold.
+///
+/// # Safety
+/// As for `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn __dlm_rt_realloc(ptr: *mut c_void, size: usize, threshold: usize) -> *mut c_void {
+    if ptr.is_null() {
+        return __dlm_rt_malloc(size, threshold);
+    }
+    let old_len = if runtime::owns(ptr.cast()) {
+        match runtime::block_len(ptr.cast()) {
+            Some(len) if size <= len && size >= threshold => return ptr, // shrinks in place
+            Some(len) => len,
+            None => {
+                eprintln!("dlm: realloc({ptr:p}): not the start of a live DLM block");
+                std::process::abort();
+            }
+        }
+    } else {
+        match dlm_block(size, threshold) {
+            // SAFETY: the caller passes a pointer from the C library's allocator.
+            None => return unsafe { libc::realloc(ptr, size) },
+            Some(Err(())) => return std::ptr::null_mut(),
+            Some(Ok(block)) => {
+                // SAFETY: as above; the usable size is what the program may have written.
+                let old_len = unsafe { libc::malloc_usable_size(ptr) };
+                // SAFETY: both blocks hold at least the bytes copied and do not overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), block.cast::<u8>(), old_len.min(size));
+                    libc::free(ptr);
+                }
+                return block;
+            }
+        }
+    };
+    if size == 0 {
+        // SAFETY: ptr is a live DLM block.
+        unsafe { __dlm_rt_free(ptr) };
+        return std::ptr::null_mut();
+    }
+    let block = __dlm_rt_malloc(size, threshold);
+    if !block.is_null() {
+        // SAFETY: the old block holds old_len bytes, the new one at least size; distinct blocks.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), block.cast::<u8>(), old_len.min(size));
+            __dlm_rt_free(ptr);
+        }
+    }
+    block
+}
+
+/// `posix_memalign` of rewritten code. DLM blocks are aligned to the DLM page.
+///
+/// # Safety
+/// `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn __dlm_rt_posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    threshold: usize,
+) -> c_int {
+    if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    if runtime::page_size().is_some_and(|page| align <= page) {
+        if let Some(block) = dlm_block(size, threshold) {
+            let Ok(block) = block else { return libc::ENOMEM };
+            // SAFETY: the caller guarantees `out` is writable.
+            unsafe { *out = block };
+            return 0;
+        }
+    }
+    // SAFETY: plain libc call with the caller's arguments.
+    unsafe { libc::posix_memalign(out, align, size) }
+}
+
+/// `aligned_alloc` of rewritten code.
+#[no_mangle]
+pub extern "C" fn __dlm_rt_aligned_alloc(align: usize, size: usize, threshold: usize) -> *mut c_void {
+    if runtime::page_size().is_some_and(|page| align.is_power_of_two() && align <= page) {
+        if let Some(block) = dlm_block(size, threshold) {
+            return block.unwrap_or(std::ptr::null_mut());
+        }
+    }
+    // SAFETY: plain libc call.
+    unsafe { libc::aligned_alloc(align, size) }
+}
