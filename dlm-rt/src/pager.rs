@@ -81,8 +81,11 @@ pub enum Command {
 }
 
 /// Where program threads post [`Command`]s; each call waits for the pager to finish it.
+/// Where the pager answers a command: `Err` says why it could not be done.
+type Reply = SyncSender<Result<(), String>>;
+
 pub struct Mailbox {
-    queue: Mutex<Vec<(Command, SyncSender<Result<(), String>>)>>,
+    queue: Mutex<Vec<(Command, Reply)>>,
     doorbell: EventFd,
 }
 
@@ -100,7 +103,7 @@ impl Mailbox {
         wait.recv().unwrap_or(Ok(()))
     }
 
-    fn take(&self) -> Vec<(Command, SyncSender<Result<(), String>>)> {
+    fn take(&self) -> Vec<(Command, Reply)> {
         self.doorbell.drain();
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
     }

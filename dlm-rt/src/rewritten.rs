@@ -256,7 +256,7 @@ pub unsafe extern "C" fn __dlm_rt_posix_memalign(
     size: usize,
     threshold: usize,
 ) -> c_int {
-    if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     if runtime::page_size().is_some_and(|page| align <= page) {
