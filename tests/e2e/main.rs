@@ -8,4 +8,5 @@ mod exits;
 mod kernel_io;
 mod paging;
 mod reliability;
+mod rewriting;
 mod support;
