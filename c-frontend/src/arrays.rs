@@ -11,7 +11,7 @@ use crate::edits::Edit;
 use crate::markers::{Markers, PragmaKind};
 use crate::prelude::c_string;
 use crate::report::{Decision, ReportEntry, Rule, Subject};
-use crate::source::MainFile;
+use crate::source::{MainFile, Tok};
 
 /// The text inserted after each moved declarator.
 pub(crate) const ALIGNED: &str = " __attribute__((aligned(4096)))";
@@ -25,6 +25,8 @@ struct Var<'tu> {
     /// Offset where the declaration statement starts.
     stmt_start: usize,
     in_macro: bool,
+    /// Identifies the variable across redeclarations.
+    key: String,
 }
 
 /// The tokens of one declarator, from its name to the end of its statement.
@@ -49,8 +51,10 @@ pub(crate) fn plan(
     threshold: u64,
 ) -> (Vec<Edit>, Vec<ReportEntry>) {
     let vars: Vec<Var> = vars.iter().filter_map(|e| var(main, *e)).collect();
-    let decls: Vec<Option<Declarator>> =
-        vars.iter().map(|v| if v.in_macro { None } else { declarator(main, v.name_off) }).collect();
+    let decls: Vec<Option<Declarator>> = vars
+        .iter()
+        .map(|v| if v.in_macro { None } else { declarator(main, v.name_off, &markers.attributes) })
+        .collect();
     let mut edits = Vec::new();
     let mut report = Vec::new();
     let mut records: BTreeMap<usize, String> = BTreeMap::new();
@@ -70,7 +74,9 @@ pub(crate) fn plan(
         let line = main.line(v.name_off);
         let is_array = ty.get_canonical_type().get_kind() == TypeKind::ConstantArray;
         let bytes = ty.get_sizeof().map_or(0, |s| s as u64);
-        let subject = Subject::Array { name: v.name.clone(), type_name: ty.get_display_name(), bytes };
+        // An unnamed struct's type names the file it is in: show the user's name for it.
+        let type_name = ty.get_display_name().replace(&main.path, &main.display_name);
+        let subject = Subject::Array { name: v.name.clone(), type_name, bytes };
         let mut keep = |why: &str| {
             report.push(ReportEntry {
                 file: main.display_name.clone(),
@@ -123,14 +129,13 @@ pub(crate) fn plan(
         }
         // A file-scope array may be declared (tentatively) more than once: move it once, at the
         // declaration with the initializer, else the first.
-        let key = canonical_key(e);
-        if done.contains(&key) {
+        if done.contains(&v.key) {
             continue;
         }
-        if !has_init && file_scope && later_definition(&vars[i + 1..], &key) {
+        if !has_init && file_scope && vars[i + 1..].iter().any(|w| w.key == v.key && w.entity.is_definition()) {
             continue;
         }
-        done.insert(key);
+        done.insert(v.key.clone());
 
         let rule = if attribute {
             Rule::Attribute
@@ -175,11 +180,13 @@ fn var<'tu>(main: &MainFile, e: Entity<'tu>) -> Option<Var<'tu>> {
         name_off: exp,
         stmt_start: range.get_start().get_expansion_location().offset as usize,
         in_macro,
+        key: canonical_key(e),
     })
 }
 
-/// Scans the tokens from a declarator's name to the end of its statement.
-fn declarator(main: &MainFile, name_off: usize) -> Option<Declarator> {
+/// Scans the tokens from a declarator's name to the end of its statement, skipping the
+/// `__attribute__((dlm))`s (which are removed).
+fn declarator(main: &MainFile, name_off: usize, dlm_attributes: &[Range<usize>]) -> Option<Declarator> {
     let first = main.token_at(name_off);
     if main.tokens.get(first)?.start != name_off {
         return None;
@@ -191,7 +198,8 @@ fn declarator(main: &MainFile, name_off: usize) -> Option<Declarator> {
     let mut has_eq = false;
     let mut end = None;
     let mut prev_end = main.tokens[first].end;
-    for t in main.tokens[first + 1..].iter().filter(|t| !t.in_directive) {
+    let code = |t: &&Tok| !t.in_directive && !dlm_attributes.iter().any(|a| a.contains(&t.start));
+    for t in main.tokens[first + 1..].iter().filter(code) {
         match t.text.as_str() {
             "(" | "{" => depth += 1,
             "[" => {
@@ -261,9 +269,4 @@ fn canonical_key(e: Entity) -> String {
         (l.file.map(|f| f.get_path()), l.offset)
     });
     format!("{:?}{:?}", c.get_name(), loc)
-}
-
-/// Whether a later declaration of the same variable has an initializer.
-fn later_definition(later: &[Var], key: &str) -> bool {
-    later.iter().any(|w| canonical_key(w.entity) == key && w.entity.is_definition())
 }

@@ -73,7 +73,10 @@ pub(crate) fn scan(main: &MainFile) -> Result<Markers, Error> {
                 )));
             }
         };
-        markers.edits.push(Edit::replace(d.clone(), ""));
+        // Remove the line's text (with its indentation) but keep the newline.
+        let line_start = main.text[..d.start].rfind('\n').map_or(0, |i| i + 1);
+        let start = if main.text[line_start..d.start].trim().is_empty() { line_start } else { d.start };
+        markers.edits.push(Edit::replace(start..d.end, ""));
         let after = main.token_at(d.end);
         let Some(start) = main.next_code(after) else { continue };
         let mut depth = 0i32;

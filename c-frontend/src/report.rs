@@ -75,7 +75,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 /// A threshold in the largest binary unit that divides it (`1 MiB`), else as [`human_size`].
 fn threshold_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
             return format!("{} {unit}", bytes >> shift);
         }
     }

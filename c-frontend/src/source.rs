@@ -29,6 +29,8 @@ pub(crate) struct MainFile<'tu> {
     pub file: File<'tu>,
     pub text: String,
     pub display_name: String,
+    /// The path as clang names the file.
+    pub path: String,
     line_starts: Vec<usize>,
     pub tokens: Vec<Tok>,
     /// Byte ranges of directive lines (`#` to the end of the logical line, newline excluded).
@@ -41,12 +43,13 @@ impl<'tu> MainFile<'tu> {
     pub fn new(tu: &'tu TranslationUnit<'tu>, file: File<'tu>, text: String, display_name: &str) -> MainFile<'tu> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        let skipped: Vec<Range<usize>> = tu
+        let mut skipped: Vec<Range<usize>> = tu
             .get_skipped_ranges()
             .iter()
             .filter(|r| r.get_start().get_file_location().file.as_ref() == Some(&file))
             .map(|r| r.get_start().get_file_location().offset as usize..r.get_end().get_file_location().offset as usize)
             .collect();
+        skipped.sort_by_key(|r| r.start);
         let range =
             clang::source::SourceRange::new(file.get_offset_location(0), file.get_offset_location(text.len() as u32));
         let mut tokens: Vec<Tok> = range
@@ -71,10 +74,24 @@ impl<'tu> MainFile<'tu> {
                 directives.push(t.start..logical_line_end(&text, t.start));
             }
         }
+        // Both lists are sorted and their ranges disjoint: a binary search each.
+        let within = |ranges: &[Range<usize>], at: usize| {
+            let i = ranges.partition_point(|r| r.start <= at);
+            i > 0 && ranges[i - 1].contains(&at)
+        };
         for t in &mut tokens {
-            t.in_directive = directives.iter().chain(&skipped).any(|d| d.contains(&t.start));
+            t.in_directive = within(&directives, t.start) || within(&skipped, t.start);
         }
-        MainFile { file, text, display_name: display_name.to_owned(), line_starts, tokens, directives, skipped }
+        MainFile {
+            path: file.get_path().display().to_string(),
+            file,
+            text,
+            display_name: display_name.to_owned(),
+            line_starts,
+            tokens,
+            directives,
+            skipped,
+        }
     }
 
     /// 1-based line of a byte offset.

@@ -1,0 +1,2 @@
+#define XMALLOC(n) malloc(n)
+#define XFREE(p) free(p)
