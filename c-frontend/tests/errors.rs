@@ -80,3 +80,10 @@ fn one_frontend_at_a_time() {
     drop(first);
     Frontend::new().unwrap();
 }
+
+#[test]
+fn pragmas_in_skipped_blocks_are_left_alone() {
+    let text = "#if 0\n#pragma dlm bogus\n#pragma dlm\n#endif\nstatic double small[4];\nint get(void) { return (int)small[0]; }\n";
+    let r = rewrite_text(text, &[]).unwrap();
+    assert!(!r.changed, "{}", r.text);
+}
