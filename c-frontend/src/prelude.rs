@@ -9,7 +9,7 @@ pub(crate) fn prelude(display_name: &str, threshold: u64, calls_startup: bool) -
     let startup = u8::from(calls_startup);
     format!(
         "\
-struct __dlm_static {{ void *addr; __SIZE_TYPE__ size; const char *name; const char *site; unsigned long flags; }};
+struct __dlm_static {{ void *addr; __SIZE_TYPE__ size; const char *name; const char *site; unsigned long flags; }} __attribute__((aligned(64)));
 extern const struct __dlm_static __start_dlm_statics[] __attribute__((weak, visibility(\"hidden\")));
 extern const struct __dlm_static __stop_dlm_statics[] __attribute__((weak, visibility(\"hidden\")));
 void __dlm_register(const struct __dlm_static *, const struct __dlm_static *, int);
