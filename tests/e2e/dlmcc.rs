@@ -58,3 +58,118 @@ fn unparsable_c_fails_with_the_compilers_diagnostics() {
     assert!(stderr.contains("broken.c:1") && stderr.contains("error"), "{stderr}");
     assert!(!dir.path().join("broken").exists());
 }
+
+#[test]
+fn unparsable_c_leaves_no_object_when_compiling_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("broken.o");
+    let out =
+        dlmcc_cmd().arg("-c").arg(repo_dir().join("tests/c/multi/broken.c")).arg("-o").arg(&object).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.c:1"));
+    assert!(!object.exists());
+}
+
+/// A small program with one array of each kind the rewriting distinguishes.
+const MARKED: &str = r#"#include <stdlib.h>
+#include <stdio.h>
+#define BIG (1 << 18)
+double big[BIG];                          /* 2 MiB: over the default threshold */
+#pragma dlm
+static int marked[25000];                 /* 100 KB, marked */
+static char small[1000];                  /* stays */
+#pragma dlm off
+static double kept[BIG];                  /* big, kept out */
+static long tagged[30000] __attribute__((dlm));
+int main(void) {
+    double *heap = malloc(4u << 20);
+    size_t i;
+    long sum = 0;
+    for (i = 0; i < BIG; i++) { big[i] = (double)i; kept[i] = 1.0; }
+    for (i = 0; i < 25000; i++) marked[i] = (int)i;
+    for (i = 0; i < 30000; i++) tagged[i] = (long)i;
+    for (i = 0; i < (4u << 20) / sizeof *heap; i++) heap[i] = 2.0;
+    for (i = 0; i < BIG; i++) sum += (long)(big[i] + kept[i] + heap[i]);
+    for (i = 0; i < 25000; i++) sum += marked[i];
+    for (i = 0; i < 30000; i++) sum += tagged[i];
+    small[0] = 1;
+    printf("sum %ld %d %zu %zu\n", sum, small[0], sizeof big, sizeof marked);
+    free(heap);
+    return 0;
+}
+"#;
+
+#[test]
+fn report_names_each_array_and_allocation_site_with_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("marked.c");
+    std::fs::write(&source, MARKED).unwrap();
+    let out = dlmcc_cmd()
+        .current_dir(dir.path())
+        .args(["--dlm-report", "-Wall", "-Werror", "-c", "marked.c"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(dir.path().join("marked.o").is_file());
+    let line_of =
+        |needle: &str| report.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {report}"));
+    assert!(line_of("'big'").starts_with("marked.c:4:") && line_of("'big'").contains("threshold"), "{report}");
+    assert!(line_of("'marked'").contains("pragma"), "{report}");
+    assert!(line_of("'tagged'").contains("attribute"), "{report}");
+    assert!(line_of("'kept'").contains("kept"), "{report}");
+    assert!(line_of("'malloc'").starts_with("marked.c:12:"), "{report}");
+    assert!(!report.contains("'small'"), "{report}");
+}
+
+#[test]
+fn marked_and_big_arrays_run_in_dlm_memory_with_native_results() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("marked.c");
+    std::fs::write(&source, MARKED).unwrap();
+    let native = dir.path().join("native");
+    assert!(Command::new("cc").arg("-O2").arg(&source).arg("-o").arg(&native).status().unwrap().success());
+    let native_out = run(&mut Command::new(&native), Duration::from_secs(60));
+    let exe = dir.path().join("marked");
+    let built = dlmcc_cmd().args(["-O2", "--dlm-threshold=1M"]).arg(&source).arg("-o").arg(&exe).output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let json = dir.path().join("stats.json");
+    let out = run(Command::new(&exe).env("DLM_LOCAL_MEM", "1M").env("DLM_STATS_JSON", &json), Duration::from_secs(60));
+    out.assert_success();
+    assert_eq!(out.stdout, native_out.stdout);
+    let stats = std::fs::read_to_string(&json).unwrap();
+    // big (2 MiB) + marked + tagged + the 4 MiB heap block page through a 1 MiB budget.
+    assert!(stat(&stats, "pages_evicted") > 0.0 && stat(&stats, "bytes_fetched") > 0.0, "{stats}");
+}
+
+#[test]
+fn emit_rewritten_prints_the_source_dlmcc_compiles_and_dlm_off_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("marked.c");
+    std::fs::write(&source, MARKED).unwrap();
+    let out = dlmcc_cmd().current_dir(dir.path()).args(["--dlm-emit-rewritten", "marked.c"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("#line 1 \"marked.c\""), "{text}");
+    assert!(text.contains("double big[BIG] __attribute__((aligned(4096)));"), "{text}");
+    assert!(text.contains("__dlm_malloc(4u << 20)") && !text.contains("#pragma dlm"), "{text}");
+    assert!(!dir.path().join("a.out").exists(), "emitting must not compile");
+    // --dlm-off: the program is compiled as written and never starts DLM.
+    let exe = dir.path().join("off");
+    assert!(dlmcc_cmd().arg("--dlm-off").arg(&source).arg("-o").arg(&exe).status().unwrap().success());
+    let json = dir.path().join("stats.json");
+    run(Command::new(&exe).env("DLM_STATS_JSON", &json), Duration::from_secs(60)).assert_success();
+    assert!(!json.exists(), "--dlm-off must leave DLM out");
+}
+
+#[test]
+fn unknown_dlm_option_is_an_error_with_usage() {
+    let out = dlmcc_cmd().args(["--dlm-bogus", "x.c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown option `--dlm-bogus`") && stderr.contains("--dlm-threshold"), "{stderr}");
+    let out = dlmcc_cmd().args(["--dlm-threshold=12X", "x.c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid size `12X`"));
+}

@@ -42,7 +42,8 @@ int main(void)
     printf("counts: %08lx\n", count_hash());
 
     for (i = 0; i < NCELLS; i++) {
-        cells[i].v = field[(i * 7) % NX][(i / 7) % NY];
+        /* Rows in order, columns scattered within each row. */
+        cells[i].v = field[(i / NY) % NX][(i * 7) % NY];
         cells[i].id = i;
         cells[i].w = (float)(i % 100) / 8.0f;
     }
