@@ -1,7 +1,7 @@
 //! The pager thread: serves the program's page faults on the DLM range from the memory servers
 //! and keeps the resident DLM pages within the local budget.
 //!
-//! Page states (one [`Page`] entry of 12 bytes per DLM page):
+//! Page states (one [`Page`] entry of 16 bytes per DLM page):
 //! - not resident, no home: never written (or freed); a fault fills it with zeros locally.
 //! - not resident, home: its data is in `home` on a server; a fault fetches it.
 //! - resident, clean: mapped write-protected; eviction just drops it (its home, if any, is current).
@@ -40,6 +40,9 @@ struct Page {
     stashed: bool,
     home: Option<Home>,
 }
+
+// docs/PERFORMANCE.md quotes the pager's metadata per page.
+const _: () = assert!(size_of::<Page>() == 16);
 
 /// A run of consecutive pages at one address range: the heap's DLM range, or a static array.
 struct Segment {

@@ -131,7 +131,13 @@ pub unsafe fn adopt_range(start: *mut u8, len: usize, keep_contents: bool) -> io
         // SAFETY: both ranges are page-aligned and `len` long; the destination is our own
         // mapping, which MREMAP_FIXED replaces.
         let moved = unsafe {
-            libc::mremap(start.cast(), len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, stash.base().cast::<libc::c_void>())
+            libc::mremap(
+                start.cast(),
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                stash.base().cast::<libc::c_void>(),
+            )
         };
         if moved == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
