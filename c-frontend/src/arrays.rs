@@ -1,6 +1,11 @@
 //! Static-storage arrays: which ones move into DLM memory (size, `#pragma dlm`,
-//! `__attribute__((dlm))`), the `aligned(4096)` attribute after each declarator and the
-//! registration record after each declaration statement.
+//! `__attribute__((dlm))`), the registration record after each declaration statement, and for
+//! marked arrays the `aligned(4096)` attribute after the declarator.
+//!
+//! The runtime adopts the whole 4 KiB pages inside an array. An array chosen by size keeps the
+//! linker's placement, so its cache behaviour is the native build's (fourteen grids all starting
+//! on a page boundary alias in the cache); it loses at most two partial pages to ordinary
+//! memory. A marked array may be small, so it is aligned to lose nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -13,7 +18,7 @@ use crate::prelude::c_string;
 use crate::report::{Decision, ReportEntry, Rule, Subject};
 use crate::source::{MainFile, Tok};
 
-/// The text inserted after each moved declarator.
+/// The text inserted after each marked declarator.
 pub(crate) const ALIGNED: &str = " __attribute__((aligned(4096)))";
 
 /// One array variable declaration of the main file.
@@ -123,7 +128,7 @@ pub(crate) fn plan(
             c.is_expression()
                 && off.is_some_and(|o| o > v.name_off && o < d.stmt_end && !d.brackets.iter().any(|b| b.contains(&o)))
         });
-        if has_init && !d.has_eq {
+        if marked && has_init && !d.has_eq {
             keep("initializer spelled by a macro");
             continue;
         }
@@ -144,7 +149,9 @@ pub(crate) fn plan(
         } else {
             Rule::Threshold(threshold)
         };
-        edits.push(Edit::insert(d.insert_at, ALIGNED));
+        if marked {
+            edits.push(Edit::insert(d.insert_at, ALIGNED));
+        }
         let mut rec = format!("__dlm_rec_{}_{line}", v.name);
         let mut n = 1;
         while !record_names.insert(rec.clone()) {

@@ -152,7 +152,9 @@ fn emit_rewritten_prints_the_source_dlmcc_compiles_and_dlm_off_keeps_it() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("#line 1 \"marked.c\""), "{text}");
-    assert!(text.contains("double big[BIG] __attribute__((aligned(4096)));"), "{text}");
+    // Arrays chosen by size keep their declaration (and placement); marked ones are aligned.
+    assert!(text.contains("double big[BIG]; static const struct __dlm_static"), "{text}");
+    assert!(text.contains("static int marked[25000] __attribute__((aligned(4096)));"), "{text}");
     assert!(text.contains("__dlm_malloc(4u << 20)") && !text.contains("#pragma dlm"), "{text}");
     assert!(!dir.path().join("a.out").exists(), "emitting must not compile");
     // --dlm-off: the program is compiled as written and never starts DLM.
