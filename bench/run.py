@@ -6,7 +6,8 @@
 
 Workloads: sequential read, write and read-modify-write sweeps, random 4 KiB pages, GUPS-like
 random 8-byte updates, a STREAM-style triad (examples/dlmbench.rs), the Himeno-style stencil in
-C built with dlmcc (examples/c/himeno.c) and in Rust with #[dlm] statics (examples/himeno.rs).
+legacy C with static grids, rewritten by dlmcc (examples/c/himeno.c), and in Rust with #[dlm]
+statics (examples/himeno.rs).
 Configurations: native; DLM with 100, 50, 25 and 12.5 % of the data local; kernel swap on zram
 inside a memory cgroup with the same budget (root only, set up and torn down here); and the
 raw ceilings (userfaultfd fault + copy, MPI round trip). Output: a table on stdout, results.json,
@@ -115,12 +116,16 @@ def machine():
     return f"{os.cpu_count()} cores, {int(mem) // (1 << 20)} GiB, kernel {platform.release()}"
 
 
-def build():
+def build(grid):
+    """Builds the workspace, then the legacy C stencil for `grid` (its arrays are static and
+    sized by macros) with dlmcc and with cc."""
     subprocess.run(["cargo", "build", "--release", "--workspace", "--lib", "--bins", "--examples"], cwd=REPO, check=True)
     out = RELEASE / "bench"
     out.mkdir(exist_ok=True)
-    subprocess.run([RELEASE / "dlmcc", "-O3", "-o", out / "himeno-c", REPO / "examples/c/himeno.c"], check=True)
-    subprocess.run(["cc", "-O3", "-DNATIVE", "-o", out / "himeno-c-native", REPO / "examples/c/himeno.c"], check=True)
+    sizes = [f"-D{name}={n}" for name, n in zip(("MIMAX", "MJMAX", "MKMAX"), grid)]
+    source = REPO / "examples/c/himeno.c"
+    subprocess.run([RELEASE / "dlmcc", "-O3", *sizes, "-o", out / "himeno-c", source], check=True)
+    subprocess.run(["cc", "-O3", *sizes, "-o", out / "himeno-c-native", source], check=True)
     return out
 
 
@@ -134,17 +139,16 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bin_dir = build()
-
     if args.quick:
-        mib, ratios, himeno_c = 128, [1.0, 0.25], ("65", "65", "129", "3")
+        mib, ratios, grid, iterations = 128, [1.0, 0.25], (65, 65, 129), "3"
         workloads = ["rmw", "rand4k", "triad"]
     else:
-        mib, ratios, himeno_c = 2048, [1.0, 0.5, 0.25, 0.125], ("193", "193", "385", "10")
+        mib, ratios, grid, iterations = 2048, [1.0, 0.5, 0.25, 0.125], (193, 193, 385), "10"
         workloads = ["seqread", "seqwrite", "rmw", "rand4k", "gups", "triad"]
+    bin_dir = build(grid)
     page = args.page
     data_bytes = mib << 20
-    himeno_c_bytes = 14 * 4 * int(himeno_c[0]) * int(himeno_c[1]) * int(himeno_c[2])
+    himeno_c_bytes = 14 * 4 * grid[0] * grid[1] * grid[2]
     swap = Swap()
     if not args.quick:
         swap.set_up()
@@ -156,7 +160,7 @@ def main():
         return lambda native: [DLMBENCH, w, str(mib)] + (["--native"] if native else [])
 
     def himeno_c_cmd(native):
-        return [bin_dir / ("himeno-c-native" if native else "himeno-c"), *himeno_c]
+        return [bin_dir / ("himeno-c-native" if native else "himeno-c"), iterations]
 
     def himeno_rs_cmd(native):
         return [HIMENO_RS, "10" if not args.quick else "3"] + (["--native"] if native else [])
