@@ -6,6 +6,13 @@
 //! - not resident, home: its data is in `home` on a server; a fault fetches it.
 //! - resident, clean: mapped write-protected; eviction just drops it (its home, if any, is current).
 //! - resident, dirty: mapped writable; eviction write-protects it, sends it home, then drops it.
+//! - resident, cleaning: write-protected while a copy is on its way home; it becomes clean when
+//!   the send finishes. A writer's fault waits for the send first.
+//!
+//! Pre-cleaning: after each fault, the next [`CLEAN_AHEAD`] pages in eviction order that are
+//! dirty start their trip home, so the server receives them while the program computes and the
+//! pager serves the next faults; when their turn comes they are clean and dropped at once. It
+//! changes neither which pages are resident nor how much memory they take.
 //!
 //! Slots on the servers are handed out on first eviction and kept while the page lives, so a
 //! page that is fetched again and not written can be dropped without traffic. When every slot
@@ -20,7 +27,7 @@
 
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
-use crate::transport::{Job, Request};
+use crate::transport::{Job, PendingSend, Request};
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -38,8 +45,12 @@ struct Page {
     resident: bool,
     dirty: bool,
     stashed: bool,
+    cleaning: bool,
     home: Option<Home>,
 }
+
+/// How many of the next pages to evict are sent home ahead of time.
+const CLEAN_AHEAD: usize = 8;
 
 // docs/PERFORMANCE.md quotes the pager's metadata per page.
 const _: () = assert!(size_of::<Page>() == 16);
@@ -124,6 +135,9 @@ pub struct Pager {
     pages: Vec<Page>,
     /// Resident pages, oldest first (FIFO replacement).
     resident: VecDeque<u32>,
+    /// Resident pages whose copy is on its way home, oldest first.
+    cleanings: VecDeque<(u32, PendingSend)>,
+    /// The budget in pages.
     max_resident: usize,
     pools: Vec<SlotPool>,
     next_server: usize,
@@ -163,6 +177,7 @@ impl Pager {
             counters,
             page_size,
             resident: VecDeque::with_capacity(max_resident + 1),
+            cleanings: VecDeque::with_capacity(CLEAN_AHEAD),
             max_resident,
             pools,
             next_server: 0,
@@ -200,6 +215,7 @@ impl Pager {
                         }
                         Command::AddStatic { start, len, keep_contents } => self.add_static(start, len, keep_contents),
                         Command::Shutdown => {
+                            self.finish_cleanings(|_| true);
                             self.job.shut_down_servers();
                             let _ = done.send(Ok(()));
                             return self.job;
@@ -250,6 +266,10 @@ impl Pager {
         let (ptr, len) = self.page_span(index);
         if fault.write_protected {
             if page.resident {
+                if page.cleaning {
+                    // The page is being read by its send: let that finish first.
+                    self.finish_cleanings(|i| i == index);
+                }
                 self.uffd.unprotect(ptr, len);
                 self.pages[index].dirty = true;
             } else {
@@ -267,6 +287,7 @@ impl Pager {
     }
 
     fn page_in(&mut self, index: usize, write: bool) {
+        self.reap_cleanings();
         while self.resident.len() >= self.max_resident {
             let victim = self.resident.pop_front().expect("max_resident is at least 1");
             self.evict(victim as usize);
@@ -310,23 +331,21 @@ impl Pager {
         page.stashed = false;
         self.resident.push_back(index as u32);
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
+        if self.resident.len() >= self.max_resident {
+            self.clean_ahead();
+        }
     }
 
     fn evict(&mut self, index: usize) {
         let (ptr, len) = self.page_span(index);
+        if self.pages[index].cleaning {
+            self.finish_cleanings(|i| i == index);
+        }
         if self.pages[index].dirty {
             // Writers now block until the page has been sent and dropped.
             self.uffd.protect(ptr, len);
-            let home = match self.pages[index].home {
-                Some(home) => home,
-                None => self.assign_home(index),
-            };
-            self.job.send(home.server as usize, Request::Put { slot: home.slot as u64, count: 1 });
-            // SAFETY: the page is resident and write-protected, so it is readable and stable.
-            let data = unsafe { std::slice::from_raw_parts(ptr, len) };
-            self.job.send_data(home.server as usize, data);
-            self.pages[index].home = Some(home);
-            Counters::add(&self.counters.bytes_written_back, len as u64);
+            let mut send = self.send_home(index);
+            self.job.finish_send(&mut send);
         }
         // SAFETY: the page is DLM memory whose data is now on its server (or never written).
         unsafe { sys::discard(ptr, len) };
@@ -335,6 +354,64 @@ impl Pager {
         page.dirty = false;
         Counters::add(&self.counters.pages_evicted, 1);
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
+    }
+
+    /// Starts sending a write-protected dirty page home; it is clean once the send finishes.
+    fn send_home(&mut self, index: usize) -> PendingSend {
+        let (ptr, len) = self.page_span(index);
+        let home = match self.pages[index].home {
+            Some(home) => home,
+            None => self.assign_home(index),
+        };
+        self.job.send(home.server as usize, Request::Put { slot: home.slot as u64, count: 1 });
+        // SAFETY: the page is write-protected and stays mapped until the send is finished
+        // (eviction and writers' faults finish it first), so its bytes are stable.
+        let send = unsafe { self.job.start_send_data(home.server as usize, ptr, len) };
+        let page = &mut self.pages[index];
+        page.home = Some(home);
+        page.dirty = false;
+        Counters::add(&self.counters.bytes_written_back, len as u64);
+        send
+    }
+
+    /// Sends the next dirty pages in eviction order home ahead of time (see the module doc).
+    fn clean_ahead(&mut self) {
+        for position in 0..CLEAN_AHEAD.min(self.resident.len().saturating_sub(1)) {
+            let index = self.resident[position] as usize;
+            if !self.pages[index].dirty || self.pages[index].cleaning {
+                continue;
+            }
+            let (ptr, len) = self.page_span(index);
+            self.uffd.protect(ptr, len);
+            let send = self.send_home(index);
+            self.pages[index].cleaning = true;
+            self.cleanings.push_back((index as u32, send));
+        }
+    }
+
+    /// Marks the pages whose send has finished clean, oldest first, without waiting.
+    fn reap_cleanings(&mut self) {
+        while let Some((index, send)) = self.cleanings.front_mut() {
+            if !self.job.send_finished(send) {
+                break;
+            }
+            self.pages[*index as usize].cleaning = false;
+            self.cleanings.pop_front();
+        }
+    }
+
+    /// Waits for the sends of the pages `which` selects.
+    fn finish_cleanings(&mut self, which: impl Fn(usize) -> bool) {
+        let mut kept = VecDeque::with_capacity(CLEAN_AHEAD);
+        while let Some((index, mut send)) = self.cleanings.pop_front() {
+            if which(index as usize) {
+                self.job.finish_send(&mut send);
+                self.pages[index as usize].cleaning = false;
+            } else {
+                kept.push_back((index, send));
+            }
+        }
+        self.cleanings = kept;
     }
 
     /// Finds a server slot for `index`: a free one, striping across servers, or else one taken
@@ -348,7 +425,11 @@ impl Pager {
                 return Home { server: server as u16, slot };
             }
         }
-        let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.pages[i].home.is_some());
+        let donor = self
+            .resident
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| i != index && self.pages[i].home.is_some() && !self.pages[i].cleaning);
         let Some(donor) = donor else {
             fatal("the memory servers are full although the allocation limit was respected");
         };
@@ -360,6 +441,7 @@ impl Pager {
     fn free(&mut self, offset: usize, len: usize) {
         let first = offset / self.page_size;
         let range = first..first + len / self.page_size;
+        self.finish_cleanings(|i| range.contains(&i));
         for index in range.clone() {
             if let Some(home) = self.pages[index].home {
                 self.job.send(home.server as usize, Request::Free { slot: home.slot as u64, count: 1 });

@@ -110,6 +110,13 @@ impl Drop for Job {
     }
 }
 
+/// A page-data send in flight (see [`Job::start_send_data`]); it must be finished before its
+/// buffer changes.
+pub struct PendingSend(mpi::ffi::MPI_Request);
+
+// SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
+unsafe impl Send for PendingSend {}
+
 // SAFETY: MPI runs in MPI_THREAD_SERIALIZED mode and a Job is used by one thread at a time: the
 // starting thread hands it to the pager thread, which hands it back when it ends.
 unsafe impl Send for Job {}
@@ -124,12 +131,49 @@ impl Job {
         self.comm.process_at_rank(server as i32 + 1).send_with_tag(&request.encode()[..], TAG_REQUEST);
     }
 
-    /// Sends page data (after a [`Request::Put`]).
-    pub fn send_data(&self, server: usize, data: &[u8]) {
-        mpi::request::scope(|scope| {
-            let request = self.comm.process_at_rank(server as i32 + 1).immediate_send_with_tag(scope, data, TAG_DATA);
-            self.wait(request);
-        });
+    /// Starts sending page data (after a [`Request::Put`]) and returns at once; the send goes on
+    /// in the server while this thread works.
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay readable and unchanged until the send is finished.
+    pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> PendingSend {
+        use mpi::datatype::Equivalence;
+        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
+        // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI_Isend sets it.
+        let mut request = unsafe { std::mem::zeroed() };
+        // SAFETY: the caller keeps the buffer valid; the communicator and datatype are live.
+        unsafe {
+            mpi::ffi::MPI_Isend(
+                data.cast(),
+                count,
+                u8::equivalent_datatype().as_raw(),
+                server as i32 + 1,
+                TAG_DATA,
+                self.comm.as_raw(),
+                &mut request,
+            )
+        };
+        PendingSend(request)
+    }
+
+    /// Whether the send has finished (its buffer may then be reused).
+    pub fn send_finished(&self, send: &mut PendingSend) -> bool {
+        let mut done = 0;
+        let mut status = std::mem::MaybeUninit::uninit();
+        // SAFETY: the request is live until MPI_Test reports it done (MPI then frees it).
+        unsafe { mpi::ffi::MPI_Test(&mut send.0, &mut done, status.as_mut_ptr()) };
+        done != 0
+    }
+
+    /// Waits until the send has finished, giving up if the server at the other end has exited.
+    pub fn finish_send(&self, send: &mut PendingSend) {
+        let mut polls = 0u32;
+        while !self.send_finished(send) {
+            polls += 1;
+            if polls.is_multiple_of(4096) {
+                self.check_servers();
+            }
+        }
     }
 
     /// Receives page data (after a [`Request::Get`]).
