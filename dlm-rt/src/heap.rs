@@ -31,13 +31,7 @@ impl Heap {
         let len = bytes.max(1).div_ceil(self.page_size).checked_mul(self.page_size);
         let available = self.available();
         let Some(len) = len.filter(|&l| l as u64 <= available) else {
-            return Err(Error::OutOfMemory {
-                requested: bytes as u64,
-                available,
-                budget: self.budget,
-                servers: self.servers,
-                in_use: self.in_use,
-            });
+            return Err(self.out_of_memory(bytes));
         };
         let Some((&offset, &extent)) = self.free.iter().find(|(_, &extent)| extent >= len) else {
             return Err(Error::Fragmented { requested: bytes as u64 });
@@ -51,19 +45,22 @@ impl Heap {
         Ok(offset)
     }
 
+    fn out_of_memory(&self, requested: usize) -> Error {
+        Error::OutOfMemory {
+            requested: requested as u64,
+            available: self.available(),
+            budget: self.budget,
+            servers: self.servers,
+            in_use: self.in_use,
+        }
+    }
+
     /// Counts `bytes` of memory outside the range (static arrays adopted by the pager) against
     /// the limit, in whole pages.
     pub fn reserve(&mut self, bytes: usize) -> Result<(), Error> {
         let len = bytes.div_ceil(self.page_size) as u64 * self.page_size as u64;
-        let available = self.available();
-        if len > available {
-            return Err(Error::OutOfMemory {
-                requested: bytes as u64,
-                available,
-                budget: self.budget,
-                servers: self.servers,
-                in_use: self.in_use,
-            });
+        if len > self.available() {
+            return Err(self.out_of_memory(bytes));
         }
         self.in_use += len;
         Ok(())
