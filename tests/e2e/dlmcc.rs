@@ -175,3 +175,19 @@ fn unknown_dlm_option_is_an_error_with_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid size `12X`"));
 }
+
+#[test]
+fn static_arrays_beyond_budget_and_servers_stop_before_main_naming_the_array() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("marked.c");
+    std::fs::write(&source, MARKED).unwrap();
+    let exe = dir.path().join("marked");
+    assert!(dlmcc_cmd().arg(&source).arg("-o").arg(&exe).status().unwrap().success());
+    let out = run(Command::new(&exe).env("DLM_LOCAL_MEM", "1M").env("DLM_SERVER_MEM", "1M"), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "main must not run: {}", out.stdout);
+    assert!(out.stderr.contains("static array `big`") && out.stderr.contains("marked.c:4"), "{}", out.stderr);
+    assert!(out.stderr.contains("raise DLM_LOCAL_MEM"), "{}", out.stderr);
+    assert_no_survivors(&exe);
+}
