@@ -14,6 +14,11 @@
 //! pager serves the next faults; when their turn comes they are clean and dropped at once. It
 //! changes neither which pages are resident nor how much memory they take.
 //!
+//! Read-ahead: a fault on the page right after the previous fault's page starts fetching the
+//! next [`READ_AHEAD`] pages of that array into spare buffers (a Get each, received without
+//! waiting), so the server sends them while the pager installs this one and the program
+//! computes. Their fault then only installs the data.
+//!
 //! Slots on the servers are handed out on first eviction and kept while the page lives, so a
 //! page that is fetched again and not written can be dropped without traffic. When every slot
 //! is taken, a resident page's slot is taken over and that page becomes dirty (its only copy is
@@ -27,7 +32,7 @@
 
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
-use crate::transport::{Job, PendingSend, Request};
+use crate::transport::{Job, Request, Transfer};
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -51,6 +56,16 @@ struct Page {
 
 /// How many of the next pages to evict are sent home ahead of time.
 const CLEAN_AHEAD: usize = 8;
+
+/// How many pages a sequential stream fetches ahead.
+const READ_AHEAD: usize = 2;
+
+/// A page being fetched before its fault.
+struct ReadAhead {
+    index: u32,
+    buffer: Vec<u8>,
+    transfer: Transfer,
+}
 
 // docs/PERFORMANCE.md quotes the pager's metadata per page.
 const _: () = assert!(size_of::<Page>() == 16);
@@ -136,7 +151,12 @@ pub struct Pager {
     /// Resident pages, oldest first (FIFO replacement).
     resident: VecDeque<u32>,
     /// Resident pages whose copy is on its way home, oldest first.
-    cleanings: VecDeque<(u32, PendingSend)>,
+    cleanings: VecDeque<(u32, Transfer)>,
+    /// Pages being fetched ahead, oldest first, and the buffers free for more.
+    read_aheads: VecDeque<ReadAhead>,
+    spare_buffers: Vec<Vec<u8>>,
+    /// The page of the last missing fault, to see sequential streams.
+    last_fault: usize,
     /// The budget in pages.
     max_resident: usize,
     pools: Vec<SlotPool>,
@@ -178,6 +198,9 @@ impl Pager {
             page_size,
             resident: VecDeque::with_capacity(max_resident + 1),
             cleanings: VecDeque::with_capacity(CLEAN_AHEAD),
+            read_aheads: VecDeque::with_capacity(READ_AHEAD),
+            spare_buffers: (0..READ_AHEAD).map(|_| vec![0; page_size]).collect(),
+            last_fault: usize::MAX,
             max_resident,
             pools,
             next_server: 0,
@@ -216,6 +239,7 @@ impl Pager {
                         Command::AddStatic { start, len, keep_contents } => self.add_static(start, len, keep_contents),
                         Command::Shutdown => {
                             self.finish_cleanings(|_| true);
+                            self.drop_read_aheads(|_| true);
                             self.job.shut_down_servers();
                             let _ = done.send(Ok(()));
                             return self.job;
@@ -294,7 +318,12 @@ impl Pager {
         }
         let (ptr, len) = self.page_span(index);
         let mut dirty = write;
+        let mut fetched_ahead = self.take_read_ahead(index);
         let src = match self.pages[index].home {
+            Some(_) if fetched_ahead.is_some() => {
+                Counters::add(&self.counters.bytes_fetched, len as u64);
+                fetched_ahead.as_ref().expect("checked").as_ptr()
+            }
             None if self.pages[index].stashed => {
                 let segment = self.segment_of_page(index);
                 let stash = segment.stash.as_ref().expect("stashed pages have a stash");
@@ -303,8 +332,12 @@ impl Pager {
                 unsafe { stash.base().add(ptr as usize - segment.base) }
             }
             Some(home) => {
-                self.job.send(home.server as usize, Request::Get { slot: home.slot as u64, count: 1 });
-                self.job.receive_data(home.server as usize, &mut self.bounce);
+                // SAFETY: the bounce buffer is not touched until the transfer is finished. A server
+                // always sends a whole slot, also for a short page.
+                let mut transfer = unsafe {
+                    self.job.start_get(home.server as usize, home.slot as u64, self.bounce.as_mut_ptr(), self.page_size)
+                };
+                self.job.finish(&mut transfer);
                 Counters::add(&self.counters.bytes_fetched, len as u64);
                 self.bounce.as_ptr()
             }
@@ -320,6 +353,9 @@ impl Pager {
         if !unsafe { self.uffd.install(src, ptr, len, !write) } {
             fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
         }
+        if let Some(buffer) = fetched_ahead.take() {
+            self.spare_buffers.push(buffer);
+        }
         if self.pages[index].stashed {
             let segment = self.segment_of_page(index);
             let offset = ptr as usize - segment.base;
@@ -334,6 +370,56 @@ impl Pager {
         if self.resident.len() >= self.max_resident {
             self.clean_ahead();
         }
+        if index == self.last_fault.wrapping_add(1) {
+            self.read_ahead(index);
+        }
+        self.last_fault = index;
+    }
+
+    /// Starts fetching the pages after `index` in its segment that live on a server.
+    fn read_ahead(&mut self, index: usize) {
+        let segment = self.segment_of_page(index);
+        let end = segment.first + segment.len.div_ceil(self.page_size);
+        for next in index + 1..end.min(index + 1 + READ_AHEAD) {
+            let page = self.pages[next];
+            if page.resident || self.read_aheads.iter().any(|r| r.index as usize == next) {
+                continue;
+            }
+            let Some(home) = page.home else { continue };
+            if self.spare_buffers.is_empty() {
+                // A stream that stopped: its oldest read-ahead is dropped.
+                let oldest = self.read_aheads[0].index as usize;
+                self.drop_read_aheads(|i| i == oldest);
+            }
+            let mut buffer = self.spare_buffers.pop().expect("a buffer was just freed");
+            // SAFETY: the page-sized buffer is kept in `read_aheads` and not touched until finished.
+            let transfer = unsafe {
+                self.job.start_get(home.server as usize, home.slot as u64, buffer.as_mut_ptr(), self.page_size)
+            };
+            self.read_aheads.push_back(ReadAhead { index: next as u32, buffer, transfer });
+        }
+    }
+
+    /// The data of `index` if it was fetched ahead (waiting for it to arrive).
+    fn take_read_ahead(&mut self, index: usize) -> Option<Vec<u8>> {
+        let position = self.read_aheads.iter().position(|r| r.index as usize == index)?;
+        let mut ahead = self.read_aheads.remove(position).expect("position is in range");
+        self.job.finish(&mut ahead.transfer);
+        Some(ahead.buffer)
+    }
+
+    /// Finishes and forgets the read-aheads of the pages `which` selects.
+    fn drop_read_aheads(&mut self, which: impl Fn(usize) -> bool) {
+        let mut kept = VecDeque::with_capacity(READ_AHEAD);
+        while let Some(mut ahead) = self.read_aheads.pop_front() {
+            if which(ahead.index as usize) {
+                self.job.finish(&mut ahead.transfer);
+                self.spare_buffers.push(ahead.buffer);
+            } else {
+                kept.push_back(ahead);
+            }
+        }
+        self.read_aheads = kept;
     }
 
     fn evict(&mut self, index: usize) {
@@ -345,7 +431,7 @@ impl Pager {
             // Writers now block until the page has been sent and dropped.
             self.uffd.protect(ptr, len);
             let mut send = self.send_home(index);
-            self.job.finish_send(&mut send);
+            self.job.finish(&mut send);
         }
         // SAFETY: the page is DLM memory whose data is now on its server (or never written).
         unsafe { sys::discard(ptr, len) };
@@ -357,7 +443,7 @@ impl Pager {
     }
 
     /// Starts sending a write-protected dirty page home; it is clean once the send finishes.
-    fn send_home(&mut self, index: usize) -> PendingSend {
+    fn send_home(&mut self, index: usize) -> Transfer {
         let (ptr, len) = self.page_span(index);
         let home = match self.pages[index].home {
             Some(home) => home,
@@ -392,7 +478,7 @@ impl Pager {
     /// Marks the pages whose send has finished clean, oldest first, without waiting.
     fn reap_cleanings(&mut self) {
         while let Some((index, send)) = self.cleanings.front_mut() {
-            if !self.job.send_finished(send) {
+            if !self.job.finished(send) {
                 break;
             }
             self.pages[*index as usize].cleaning = false;
@@ -405,7 +491,7 @@ impl Pager {
         let mut kept = VecDeque::with_capacity(CLEAN_AHEAD);
         while let Some((index, mut send)) = self.cleanings.pop_front() {
             if which(index as usize) {
-                self.job.finish_send(&mut send);
+                self.job.finish(&mut send);
                 self.pages[index as usize].cleaning = false;
             } else {
                 kept.push_back((index, send));
@@ -442,6 +528,7 @@ impl Pager {
         let first = offset / self.page_size;
         let range = first..first + len / self.page_size;
         self.finish_cleanings(|i| range.contains(&i));
+        self.drop_read_aheads(|i| range.contains(&i));
         for index in range.clone() {
             if let Some(home) = self.pages[index].home {
                 self.job.send(home.server as usize, Request::Free { slot: home.slot as u64, count: 1 });

@@ -110,12 +110,18 @@ impl Drop for Job {
     }
 }
 
-/// A page-data send in flight (see [`Job::start_send_data`]); it must be finished before its
-/// buffer changes.
-pub struct PendingSend(mpi::ffi::MPI_Request);
+/// MPI's byte datatype.
+fn byte() -> mpi::ffi::MPI_Datatype {
+    use mpi::datatype::Equivalence;
+    u8::equivalent_datatype().as_raw()
+}
+
+/// A page-data transfer in flight ([`Job::start_send_data`], [`Job::start_receive_data`]); it
+/// must be finished before its buffer is changed or read.
+pub struct Transfer(mpi::ffi::MPI_Request);
 
 // SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
-unsafe impl Send for PendingSend {}
+unsafe impl Send for Transfer {}
 
 // SAFETY: MPI runs in MPI_THREAD_SERIALIZED mode and a Job is used by one thread at a time: the
 // starting thread hands it to the pager thread, which hands it back when it ends.
@@ -136,8 +142,7 @@ impl Job {
     ///
     /// # Safety
     /// `[data, data+len)` must stay readable and unchanged until the send is finished.
-    pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> PendingSend {
-        use mpi::datatype::Equivalence;
+    pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
         let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
         // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI_Isend sets it.
         let mut request = unsafe { std::mem::zeroed() };
@@ -146,54 +151,55 @@ impl Job {
             mpi::ffi::MPI_Isend(
                 data.cast(),
                 count,
-                u8::equivalent_datatype().as_raw(),
+                byte(),
                 server as i32 + 1,
                 TAG_DATA,
                 self.comm.as_raw(),
                 &mut request,
             )
         };
-        PendingSend(request)
+        Transfer(request)
     }
 
-    /// Whether the send has finished (its buffer may then be reused).
-    pub fn send_finished(&self, send: &mut PendingSend) -> bool {
+    /// Sends a [`Request::Get`] and starts receiving its page data into `into` without waiting.
+    /// Replies come in the order of the requests, so every Get's receive is posted with it.
+    /// `len` must be the whole slot (the page size): a server always sends a whole slot.
+    ///
+    /// # Safety
+    /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
+    pub unsafe fn start_get(&self, server: usize, slot: u64, into: *mut u8, len: usize) -> Transfer {
+        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
+        // SAFETY: as in start_send_data.
+        let mut request = unsafe { std::mem::zeroed() };
+        // SAFETY: the caller keeps the buffer valid; the communicator and datatype are live.
+        unsafe {
+            mpi::ffi::MPI_Irecv(
+                into.cast(),
+                count,
+                byte(),
+                server as i32 + 1,
+                TAG_DATA,
+                self.comm.as_raw(),
+                &mut request,
+            )
+        };
+        self.send(server, Request::Get { slot, count: 1 });
+        Transfer(request)
+    }
+
+    /// Whether the transfer has finished (its buffer may then be used).
+    pub fn finished(&self, transfer: &mut Transfer) -> bool {
         let mut done = 0;
         let mut status = std::mem::MaybeUninit::uninit();
         // SAFETY: the request is live until MPI_Test reports it done (MPI then frees it).
-        unsafe { mpi::ffi::MPI_Test(&mut send.0, &mut done, status.as_mut_ptr()) };
+        unsafe { mpi::ffi::MPI_Test(&mut transfer.0, &mut done, status.as_mut_ptr()) };
         done != 0
     }
 
-    /// Waits until the send has finished, giving up if the server at the other end has exited.
-    pub fn finish_send(&self, send: &mut PendingSend) {
+    /// Waits until the transfer has finished, giving up if the server at the other end has exited.
+    pub fn finish(&self, transfer: &mut Transfer) {
         let mut polls = 0u32;
-        while !self.send_finished(send) {
-            polls += 1;
-            if polls.is_multiple_of(4096) {
-                self.check_servers();
-            }
-        }
-    }
-
-    /// Receives page data (after a [`Request::Get`]).
-    pub fn receive_data(&self, server: usize, into: &mut [u8]) {
-        mpi::request::scope(|scope| {
-            let request =
-                self.comm.process_at_rank(server as i32 + 1).immediate_receive_into_with_tag(scope, into, TAG_DATA);
-            self.wait(request);
-        });
-    }
-
-    /// Completes a page transfer, giving up if the server at the other end has exited
-    /// (a blocking call would wait for it forever).
-    fn wait<'a, B: ?Sized, S: mpi::request::Scope<'a>>(&self, mut request: mpi::request::Request<'a, B, S>) {
-        let mut polls = 0u32;
-        loop {
-            match request.test() {
-                Ok(_) => return,
-                Err(pending) => request = pending,
-            }
+        while !self.finished(transfer) {
             polls += 1;
             if polls.is_multiple_of(4096) {
                 self.check_servers();
