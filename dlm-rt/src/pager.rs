@@ -109,10 +109,10 @@ pub enum Command {
     Shutdown,
 }
 
-/// Where program threads post [`Command`]s; each call waits for the pager to finish it.
 /// Where the pager answers a command: `Err` says why it could not be done.
 type Reply = SyncSender<Result<(), String>>;
 
+/// Where program threads post [`Command`]s; each call waits for the pager to finish it.
 pub struct Mailbox {
     queue: Mutex<Vec<(Command, Reply)>>,
     doorbell: EventFd,
@@ -304,34 +304,34 @@ impl Pager {
             // Another thread's fault on the same page was served first.
             self.uffd.wake(ptr, len);
         } else {
-            self.page_in(index, fault.write);
+            self.page_in(index, ptr, len, fault.write);
         }
         Counters::add(&self.counters.faults, 1);
         Counters::add(&self.counters.wait_nanos, started.elapsed().as_nanos() as u64);
     }
 
-    fn page_in(&mut self, index: usize, write: bool) {
+    /// Installs page `index` (at `ptr`, `len` bytes) after making room for it.
+    fn page_in(&mut self, index: usize, ptr: *mut u8, len: usize, write: bool) {
         self.reap_cleanings();
         while self.resident.len() >= self.max_resident {
             let victim = self.resident.pop_front().expect("max_resident is at least 1");
             self.evict(victim as usize);
         }
-        let (ptr, len) = self.page_span(index);
         let mut dirty = write;
-        let mut fetched_ahead = self.take_read_ahead(index);
-        let src = match self.pages[index].home {
-            Some(_) if fetched_ahead.is_some() => {
+        let fetched_ahead = self.take_read_ahead(index);
+        let src = match (self.pages[index].home, &fetched_ahead) {
+            (Some(_), Some(buffer)) => {
                 Counters::add(&self.counters.bytes_fetched, len as u64);
-                fetched_ahead.as_ref().expect("checked").as_ptr()
+                buffer.as_ptr()
             }
-            None if self.pages[index].stashed => {
+            (None, _) if self.pages[index].stashed => {
                 let segment = self.segment_of_page(index);
                 let stash = segment.stash.as_ref().expect("stashed pages have a stash");
                 dirty = true;
                 // SAFETY: the page's offset in its segment is inside the equally long stash.
                 unsafe { stash.base().add(ptr as usize - segment.base) }
             }
-            Some(home) => {
+            (Some(home), None) => {
                 // SAFETY: the bounce buffer is not touched until the transfer is finished. A server
                 // always sends a whole slot, also for a short page.
                 let mut transfer = unsafe {
@@ -341,7 +341,7 @@ impl Pager {
                 Counters::add(&self.counters.bytes_fetched, len as u64);
                 self.bounce.as_ptr()
             }
-            None => {
+            (None, _) => {
                 Counters::add(&self.counters.zero_fills, 1);
                 self.zeros.as_ptr()
             }
@@ -353,9 +353,7 @@ impl Pager {
         if !unsafe { self.uffd.install(src, ptr, len, !write) } {
             fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
         }
-        if let Some(buffer) = fetched_ahead.take() {
-            self.spare_buffers.push(buffer);
-        }
+        self.spare_buffers.extend(fetched_ahead);
         if self.pages[index].stashed {
             let segment = self.segment_of_page(index);
             let offset = ptr as usize - segment.base;
@@ -410,16 +408,15 @@ impl Pager {
 
     /// Finishes and forgets the read-aheads of the pages `which` selects.
     fn drop_read_aheads(&mut self, which: impl Fn(usize) -> bool) {
-        let mut kept = VecDeque::with_capacity(READ_AHEAD);
-        while let Some(mut ahead) = self.read_aheads.pop_front() {
-            if which(ahead.index as usize) {
-                self.job.finish(&mut ahead.transfer);
-                self.spare_buffers.push(ahead.buffer);
-            } else {
-                kept.push_back(ahead);
+        let (job, spare) = (&self.job, &mut self.spare_buffers);
+        self.read_aheads.retain_mut(|ahead| {
+            if !which(ahead.index as usize) {
+                return true;
             }
-        }
-        self.read_aheads = kept;
+            job.finish(&mut ahead.transfer);
+            spare.push(std::mem::take(&mut ahead.buffer));
+            false
+        });
     }
 
     fn evict(&mut self, index: usize) {
@@ -429,7 +426,6 @@ impl Pager {
         }
         if self.pages[index].dirty {
             // Writers now block until the page has been sent and dropped.
-            self.uffd.protect(ptr, len);
             let mut send = self.send_home(index);
             self.job.finish(&mut send);
         }
@@ -442,9 +438,11 @@ impl Pager {
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
     }
 
-    /// Starts sending a write-protected dirty page home; it is clean once the send finishes.
+    /// Write-protects a dirty page and starts sending it home; it is clean once the send
+    /// finishes.
     fn send_home(&mut self, index: usize) -> Transfer {
         let (ptr, len) = self.page_span(index);
+        self.uffd.protect(ptr, len);
         let home = match self.pages[index].home {
             Some(home) => home,
             None => self.assign_home(index),
@@ -467,8 +465,6 @@ impl Pager {
             if !self.pages[index].dirty || self.pages[index].cleaning {
                 continue;
             }
-            let (ptr, len) = self.page_span(index);
-            self.uffd.protect(ptr, len);
             let send = self.send_home(index);
             self.pages[index].cleaning = true;
             self.cleanings.push_back((index as u32, send));
@@ -488,16 +484,15 @@ impl Pager {
 
     /// Waits for the sends of the pages `which` selects.
     fn finish_cleanings(&mut self, which: impl Fn(usize) -> bool) {
-        let mut kept = VecDeque::with_capacity(CLEAN_AHEAD);
-        while let Some((index, mut send)) = self.cleanings.pop_front() {
-            if which(index as usize) {
-                self.job.finish(&mut send);
-                self.pages[index as usize].cleaning = false;
-            } else {
-                kept.push_back((index, send));
+        let (job, pages) = (&self.job, &mut self.pages);
+        self.cleanings.retain_mut(|(index, send)| {
+            if !which(*index as usize) {
+                return true;
             }
-        }
-        self.cleanings = kept;
+            job.finish(send);
+            pages[*index as usize].cleaning = false;
+            false
+        });
     }
 
     /// Finds a server slot for `index`: a free one, striping across servers, or else one taken
