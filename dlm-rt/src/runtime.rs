@@ -11,7 +11,7 @@ use crate::sys::{self, FaultFd, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
 use mpi::environment::Universe;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -25,13 +25,10 @@ static STATE: Mutex<State> = Mutex::new(State::NotStarted);
 /// Mirrors `State::Running` for checks that must not take the lock.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
-/// The DLM range `[start, end)`, kept after shutdown so that a late `free` of a DLM block is
-/// still recognised (and not handed to the C library).
-static RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
-
-/// Whether `ptr` lies in the DLM range (a block from [`allocate`], live or not).
+/// Whether `ptr` lies in the DLM range (a block from [`allocate`], live or not; also after
+/// shutdown, so that a late `free` of a DLM block is not handed to the C library).
 pub fn owns(ptr: *const u8) -> bool {
-    (RANGE[0].load(Ordering::Relaxed)..RANGE[1].load(Ordering::Relaxed)).contains(&(ptr as usize))
+    sys::in_dlm_range(ptr as usize)
 }
 
 /// Whether DLM memory can be used now.
@@ -211,8 +208,6 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     sys::explain_dlm_faults_after_fork(&region);
     sys::explain_termination_signals();
     let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
-    RANGE[0].store(region.base() as usize, Ordering::Relaxed);
-    RANGE[1].store(region.base() as usize + region.len(), Ordering::Relaxed);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();

@@ -355,6 +355,12 @@ static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 /// The SIGSEGV action that was in place before the child installed its explanation.
 static mut PREVIOUS_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
 
+/// Whether `addr` lies in the DLM range (recorded at startup, kept after shutdown).
+pub fn in_dlm_range(addr: usize) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    (DLM_RANGE[0].load(Relaxed)..DLM_RANGE[1].load(Relaxed)).contains(&addr)
+}
+
 /// Whether this process is the child of a `fork` of a DLM program.
 pub fn is_forked_child() -> bool {
     FORKED_CHILD.load(std::sync::atomic::Ordering::Relaxed)
@@ -369,7 +375,7 @@ pub fn explain_dlm_faults_after_fork(mapping: &Mapping) {
     extern "C" fn on_segv(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
         let addr = unsafe { (*info).si_addr() } as usize;
-        if (DLM_RANGE[0].load(Relaxed)..DLM_RANGE[1].load(Relaxed)).contains(&addr) {
+        if in_dlm_range(addr) {
             let message: &[u8] = b"dlm: this process was forked from a DLM program and touched DLM memory, which \
                 stays with the parent; a child may only exec (system, popen) or use ordinary memory\n";
             // SAFETY: write is async-signal-safe.
