@@ -110,12 +110,6 @@ impl Drop for Job {
     }
 }
 
-/// MPI's byte datatype.
-fn byte() -> mpi::ffi::MPI_Datatype {
-    use mpi::datatype::Equivalence;
-    u8::equivalent_datatype().as_raw()
-}
-
 /// A page-data transfer in flight ([`Job::start_send_data`], [`Job::start_receive_data`]); it
 /// must be finished before its buffer is changed or read.
 pub struct Transfer(mpi::ffi::MPI_Request);
@@ -143,22 +137,12 @@ impl Job {
     /// # Safety
     /// `[data, data+len)` must stay readable and unchanged until the send is finished.
     pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
-        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
-        // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI_Isend sets it.
-        let mut request = unsafe { std::mem::zeroed() };
-        // SAFETY: the caller keeps the buffer valid; the communicator and datatype are live.
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
-            mpi::ffi::MPI_Isend(
-                data.cast(),
-                count,
-                byte(),
-                server as i32 + 1,
-                TAG_DATA,
-                self.comm.as_raw(),
-                &mut request,
-            )
-        };
-        Transfer(request)
+            self.post(server, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        }
     }
 
     /// Sends a [`Request::Get`] and starts receiving its page data into `into` without waiting.
@@ -168,22 +152,32 @@ impl Job {
     /// # Safety
     /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
     pub unsafe fn start_get(&self, server: usize, slot: u64, into: *mut u8, len: usize) -> Transfer {
-        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
-        // SAFETY: as in start_send_data.
-        let mut request = unsafe { std::mem::zeroed() };
-        // SAFETY: the caller keeps the buffer valid; the communicator and datatype are live.
-        unsafe {
-            mpi::ffi::MPI_Irecv(
-                into.cast(),
-                count,
-                byte(),
-                server as i32 + 1,
-                TAG_DATA,
-                self.comm.as_raw(),
-                &mut request,
-            )
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        let transfer = unsafe {
+            self.post(server, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
         };
         self.send(server, Request::Get { slot, count: 1 });
+        transfer
+    }
+
+    /// Posts a non-blocking page transfer of `len` bytes with `server` (`MPI_Isend` or
+    /// `MPI_Irecv`, given count, datatype, rank, communicator and the request to fill).
+    ///
+    /// # Safety
+    /// `start` must be safe to call with those arguments (its buffer valid until finished).
+    unsafe fn post(
+        &self,
+        server: usize,
+        len: usize,
+        start: impl FnOnce(i32, mpi::ffi::MPI_Datatype, i32, mpi::ffi::MPI_Comm, *mut mpi::ffi::MPI_Request) -> i32,
+    ) -> Transfer {
+        use mpi::datatype::Equivalence;
+        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
+        // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI sets it.
+        let mut request = unsafe { std::mem::zeroed() };
+        start(count, u8::equivalent_datatype().as_raw(), server as i32 + 1, self.comm.as_raw(), &mut request);
         Transfer(request)
     }
 
