@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub const DEFAULT_PAGE_SIZE: usize = 256 << 10;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 7] = [
+const ENV_VARS: [&str; 8] = [
     "DLM_MEMFILE",
     "DLM_LOCAL_MEM",
     "DLM_SERVER_MEM",
@@ -19,6 +19,7 @@ const ENV_VARS: [&str; 7] = [
     "DLM_STATS",
     "DLM_STATS_JSON",
     "DLM_SPAWN_TIMEOUT",
+    "DLM_MOVE_PAGES",
 ];
 
 /// How long spawned memory servers may take to start when `DLM_SPAWN_TIMEOUT` is not set.
@@ -42,6 +43,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// Seconds that spawned memory servers may take to start.
     pub spawn_timeout: u64,
+    /// Move pages into and out of place where the kernel can (`UFFDIO_MOVE`), else copy them.
+    pub move_pages: bool,
 }
 
 /// Why the options were rejected.
@@ -94,6 +97,9 @@ struct DlmArgs {
     /// Seconds spawned memory servers may take to start [DLM_SPAWN_TIMEOUT, default 60]
     #[arg(long = "spawn-timeout", value_name = "SECONDS")]
     spawn_timeout: Option<u64>,
+    /// Copy fetched pages into place instead of moving them [DLM_MOVE_PAGES=0]
+    #[arg(long = "copy-pages")]
+    copy_pages: bool,
     /// Memory-server hosts and the bytes each may give [DLM_MEMFILE]
     #[arg(value_name = "MEMFILE")]
     memfile: Option<PathBuf>,
@@ -126,6 +132,7 @@ where
     let mut stats_json = cli.stats_json;
     let mut memfile_path = cli.memfile;
     let mut spawn_timeout = cli.spawn_timeout;
+    let mut move_pages = !cli.copy_pages;
     for (name, value) in env {
         let Some(known) = ENV_VARS.iter().find(|k| **k == name) else {
             if name.starts_with("DLM_") {
@@ -135,16 +142,18 @@ where
         };
         let size =
             || parse_size(&value).map_err(|source| ConfigError::BadSize { name: known, value: value.clone(), source });
+        let flag = || match value.as_str() {
+            "1" => Ok(true),
+            "0" | "" => Ok(false),
+            _ => Err(ConfigError::BadFlag { name: known, value: value.clone() }),
+        };
         match *known {
             "DLM_MEMFILE" => memfile_path = memfile_path.or(Some(PathBuf::from(&value))),
             "DLM_LOCAL_MEM" => local_budget = local_budget.or(Some(size()?)),
             "DLM_SERVER_MEM" => server_mem = server_mem.or(Some(size()?)),
             "DLM_PAGE_SIZE" => page_size = page_size.or(Some(size()?)),
-            "DLM_STATS" => match value.as_str() {
-                "1" => stats = true,
-                "0" | "" => {}
-                _ => return Err(ConfigError::BadFlag { name: known, value }),
-            },
+            "DLM_STATS" => stats |= flag()?,
+            "DLM_MOVE_PAGES" => move_pages &= flag()?,
             "DLM_STATS_JSON" => stats_json = stats_json.or(Some(PathBuf::from(&value))),
             "DLM_SPAWN_TIMEOUT" => {
                 let seconds =
@@ -171,7 +180,7 @@ where
         mf.check_page_size(page_size)?;
     }
     let spawn_timeout = spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT);
-    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json, spawn_timeout };
+    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json, spawn_timeout, move_pages };
     Ok((config, split))
 }
 
@@ -218,6 +227,8 @@ mod tests {
         assert!(err.to_string().contains("multiple of the system page size"));
         let err = from_env_and_args(env(&[("DLM_LOCAL_MEM", "12X")]), &args(&["prog"])).unwrap_err();
         assert!(err.to_string().starts_with("DLM_LOCAL_MEM=12X: invalid size"));
+        let err = from_env_and_args(env(&[("DLM_MOVE_PAGES", "yes")]), &args(&["prog"])).unwrap_err();
+        assert_eq!(err.to_string(), "DLM_MOVE_PAGES=yes: expected 0 or 1");
         let err = from_env_and_args(env(&[("DLM_LOCAL_MEM", "4K")]), &args(&["prog"])).unwrap_err();
         assert!(matches!(err, ConfigError::BudgetTooSmall { .. }));
     }

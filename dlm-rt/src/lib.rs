@@ -55,6 +55,7 @@ mod pager;
 mod rewritten;
 mod runtime;
 mod server;
+mod staging;
 pub mod size;
 mod statics;
 mod stats;

@@ -5,7 +5,8 @@
 //! - not resident, no home: never written (or freed); a fault fills it with zeros locally.
 //! - not resident, home: its data is in `home` on a server; a fault fetches it.
 //! - resident, clean: mapped write-protected; eviction just drops it (its home, if any, is current).
-//! - resident, dirty: mapped writable; eviction write-protects it, sends it home, then drops it.
+//! - resident, dirty: mapped writable; eviction sends it home and drops it (moved out to a
+//!   staging slot first where pages are moved, else write-protected while it is sent).
 //! - resident, cleaning: write-protected while a copy is on its way home; it becomes clean when
 //!   the send finishes. A writer's fault waits for the send first.
 //!
@@ -19,6 +20,10 @@
 //! waiting), so the server sends them while the pager installs this one and the program
 //! computes. Their fault then only installs the data.
 //!
+//! Staging (see [`crate::staging`]): fetched pages are received into staging slots and moved
+//! into place, evicted pages are moved out into them, so that physical pages are recycled
+//! instead of allocated, copied and freed on every fault.
+//!
 //! Slots on the servers are handed out on first eviction and kept while the page lives, so a
 //! page that is fetched again and not written can be dropped without traffic. When every slot
 //! is taken, a resident page's slot is taken over and that page becomes dirty (its only copy is
@@ -30,6 +35,7 @@
 //! *stashed*: their first fault installs the original data (moved aside, not copied) and makes
 //! the page dirty, since no server holds it yet.
 
+use crate::staging::{Slot, Staging};
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request, Transfer};
@@ -60,10 +66,14 @@ const CLEAN_AHEAD: usize = 8;
 /// How many pages a sequential stream fetches ahead.
 const READ_AHEAD: usize = 2;
 
+/// Staging slots: the read-aheads, the page being fetched, the page being evicted, and spares
+/// so that a slot with allocated pages is usually free.
+pub const STAGING_SLOTS: usize = READ_AHEAD + 6;
+
 /// A page being fetched before its fault.
 struct ReadAhead {
     index: u32,
-    buffer: Vec<u8>,
+    slot: Slot,
     transfer: Transfer,
 }
 
@@ -152,9 +162,10 @@ pub struct Pager {
     resident: VecDeque<u32>,
     /// Resident pages whose copy is on its way home, oldest first.
     cleanings: VecDeque<(u32, Transfer)>,
-    /// Pages being fetched ahead, oldest first, and the buffers free for more.
+    /// Pages being fetched ahead, oldest first.
     read_aheads: VecDeque<ReadAhead>,
-    spare_buffers: Vec<Vec<u8>>,
+    /// Where fetched pages are received and evicted pages are moved to.
+    staging: Staging,
     /// The page of the last missing fault, to see sequential streams.
     last_fault: usize,
     /// The budget in pages.
@@ -162,7 +173,6 @@ pub struct Pager {
     pools: Vec<SlotPool>,
     next_server: usize,
     zeros: Vec<u8>,
-    bounce: Vec<u8>,
 }
 
 /// The sizes the pager works within.
@@ -181,6 +191,7 @@ impl Pager {
         job: Job,
         mailbox: Arc<Mailbox>,
         counters: Arc<Counters>,
+        staging: Staging,
         limits: Limits,
     ) -> Self {
         let Limits { page_size, max_resident, capacities } = limits;
@@ -199,13 +210,12 @@ impl Pager {
             resident: VecDeque::with_capacity(max_resident + 1),
             cleanings: VecDeque::with_capacity(CLEAN_AHEAD),
             read_aheads: VecDeque::with_capacity(READ_AHEAD),
-            spare_buffers: (0..READ_AHEAD).map(|_| vec![0; page_size]).collect(),
+            staging,
             last_fault: usize::MAX,
             max_resident,
             pools,
             next_server: 0,
             zeros: vec![0; page_size],
-            bounce: vec![0; page_size],
         }
     }
 
@@ -319,45 +329,52 @@ impl Pager {
         }
         let mut dirty = write;
         let fetched_ahead = self.take_read_ahead(index);
-        let src = match (self.pages[index].home, &fetched_ahead) {
-            (Some(_), Some(buffer)) => {
+        // A read maps the page write-protected so that its first write is seen; a write maps it
+        // writable at once and the page is dirty.
+        let write_protect = !write;
+        let installed = match (self.pages[index].home, fetched_ahead) {
+            (Some(_), Some(slot)) => {
                 Counters::add(&self.counters.bytes_fetched, len as u64);
-                buffer.as_ptr()
+                // SAFETY: the finished read-ahead wrote the whole slot; the page is DLM memory.
+                unsafe { self.staging.install(&self.uffd, slot, ptr, len, write_protect) }
+            }
+            (Some(home), None) => {
+                let slot = self.staging.take().expect("read-aheads leave staging slots free");
+                // SAFETY: the slot is ours and not touched until the transfer is finished. A
+                // server always sends a whole slot, also for a short page.
+                let mut transfer = unsafe {
+                    self.job.start_get(home.server as usize, home.slot as u64, self.staging.ptr(slot), self.page_size)
+                };
+                self.job.finish(&mut transfer);
+                Counters::add(&self.counters.bytes_fetched, len as u64);
+                // SAFETY: as above.
+                unsafe { self.staging.install(&self.uffd, slot, ptr, len, write_protect) }
             }
             (None, _) if self.pages[index].stashed => {
                 let segment = self.segment_of_page(index);
                 let stash = segment.stash.as_ref().expect("stashed pages have a stash");
                 dirty = true;
-                // SAFETY: the page's offset in its segment is inside the equally long stash.
-                unsafe { stash.base().add(ptr as usize - segment.base) }
-            }
-            (Some(home), None) => {
-                // SAFETY: the bounce buffer is not touched until the transfer is finished. A server
-                // always sends a whole slot, also for a short page.
-                let mut transfer = unsafe {
-                    self.job.start_get(home.server as usize, home.slot as u64, self.bounce.as_mut_ptr(), self.page_size)
-                };
-                self.job.finish(&mut transfer);
-                Counters::add(&self.counters.bytes_fetched, len as u64);
-                self.bounce.as_ptr()
+                // SAFETY: the page's offset in its segment is inside the equally long stash, and
+                // the page lies in a registered range.
+                let installed = unsafe { self.uffd.install(stash.base().add(ptr as usize - segment.base), ptr, len, write_protect) };
+                stash.discard(ptr as usize - segment.base, len);
+                installed
             }
             (None, _) => {
                 Counters::add(&self.counters.zero_fills, 1);
-                self.zeros.as_ptr()
+                match self.staging.take_filled() {
+                    // SAFETY: the slot is ours and `len` long; the page is DLM memory.
+                    Some(slot) => unsafe {
+                        std::ptr::write_bytes(self.staging.ptr(slot), 0, len);
+                        self.staging.install(&self.uffd, slot, ptr, len, write_protect)
+                    },
+                    // SAFETY: `zeros` is a page long; the page is DLM memory.
+                    None => unsafe { self.uffd.install(self.zeros.as_ptr(), ptr, len, write_protect) },
+                }
             }
         };
-        // A read maps the page write-protected so that its first write is seen; a write maps it
-        // writable at once and the page is dirty.
-        // SAFETY: src is a page-sized buffer of ours or the page's stash; the page lies in a
-        // registered range.
-        if !unsafe { self.uffd.install(src, ptr, len, !write) } {
+        if !installed {
             fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
-        }
-        self.spare_buffers.extend(fetched_ahead);
-        if self.pages[index].stashed {
-            let segment = self.segment_of_page(index);
-            let offset = ptr as usize - segment.base;
-            segment.stash.as_ref().expect("stashed pages have a stash").discard(offset, len);
         }
         let page = &mut self.pages[index];
         page.resident = true;
@@ -384,37 +401,37 @@ impl Pager {
                 continue;
             }
             let Some(home) = page.home else { continue };
-            if self.spare_buffers.is_empty() {
+            if self.read_aheads.len() == READ_AHEAD {
                 // A stream that stopped: its oldest read-ahead is dropped.
                 let oldest = self.read_aheads[0].index as usize;
                 self.drop_read_aheads(|i| i == oldest);
             }
-            let mut buffer = self.spare_buffers.pop().expect("a buffer was just freed");
-            // SAFETY: the page-sized buffer is kept in `read_aheads` and not touched until finished.
+            let slot = self.staging.take().expect("read-aheads leave staging slots free");
+            // SAFETY: the slot is kept in `read_aheads` and not touched until finished.
             let transfer = unsafe {
-                self.job.start_get(home.server as usize, home.slot as u64, buffer.as_mut_ptr(), self.page_size)
+                self.job.start_get(home.server as usize, home.slot as u64, self.staging.ptr(slot), self.page_size)
             };
-            self.read_aheads.push_back(ReadAhead { index: next as u32, buffer, transfer });
+            self.read_aheads.push_back(ReadAhead { index: next as u32, slot, transfer });
         }
     }
 
-    /// The data of `index` if it was fetched ahead (waiting for it to arrive).
-    fn take_read_ahead(&mut self, index: usize) -> Option<Vec<u8>> {
+    /// The slot holding `index` if it was fetched ahead (waiting for it to arrive).
+    fn take_read_ahead(&mut self, index: usize) -> Option<Slot> {
         let position = self.read_aheads.iter().position(|r| r.index as usize == index)?;
         let mut ahead = self.read_aheads.remove(position).expect("position is in range");
         self.job.finish(&mut ahead.transfer);
-        Some(ahead.buffer)
+        Some(ahead.slot)
     }
 
     /// Finishes and forgets the read-aheads of the pages `which` selects.
     fn drop_read_aheads(&mut self, which: impl Fn(usize) -> bool) {
-        let (job, spare) = (&self.job, &mut self.spare_buffers);
+        let (job, staging) = (&self.job, &mut self.staging);
         self.read_aheads.retain_mut(|ahead| {
             if !which(ahead.index as usize) {
                 return true;
             }
             job.finish(&mut ahead.transfer);
-            spare.push(std::mem::take(&mut ahead.buffer));
+            staging.release(ahead.slot, true);
             false
         });
     }
@@ -424,13 +441,27 @@ impl Pager {
         if self.pages[index].cleaning {
             self.finish_cleanings(|i| i == index);
         }
-        if self.pages[index].dirty {
-            // Writers now block until the page has been sent and dropped.
-            let mut send = self.send_home(index);
-            self.job.finish(&mut send);
+        let dirty = self.pages[index].dirty;
+        // SAFETY: the page is resident and leaves the DLM range here.
+        match unsafe { self.staging.move_out(&self.uffd, ptr, len) } {
+            Some(slot) => {
+                if dirty {
+                    // SAFETY: moved out of the program's reach, the slot cannot change.
+                    let mut send = unsafe { self.start_put(index, self.staging.ptr(slot), len) };
+                    self.job.finish(&mut send);
+                }
+                self.staging.release(slot, true);
+            }
+            None => {
+                if dirty {
+                    // Writers now block until the page has been sent and dropped.
+                    let mut send = self.send_home(index);
+                    self.job.finish(&mut send);
+                }
+                // SAFETY: the page is DLM memory whose data is now on its server (or never written).
+                unsafe { sys::discard(ptr, len) };
+            }
         }
-        // SAFETY: the page is DLM memory whose data is now on its server (or never written).
-        unsafe { sys::discard(ptr, len) };
         let page = &mut self.pages[index];
         page.resident = false;
         page.dirty = false;
@@ -443,14 +474,24 @@ impl Pager {
     fn send_home(&mut self, index: usize) -> Transfer {
         let (ptr, len) = self.page_span(index);
         self.uffd.protect(ptr, len);
+        // SAFETY: the page is write-protected and stays mapped until the send is finished
+        // (eviction and writers' faults finish it first), so its bytes are stable.
+        unsafe { self.start_put(index, ptr, len) }
+    }
+
+    /// Starts sending page `index`'s data, `len` bytes at `data`, to its home (given one now
+    /// if it has none); the page is clean once the send finishes.
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay unchanged until the send is finished.
+    unsafe fn start_put(&mut self, index: usize, data: *const u8, len: usize) -> Transfer {
         let home = match self.pages[index].home {
             Some(home) => home,
             None => self.assign_home(index),
         };
         self.job.send(home.server as usize, Request::Put { slot: home.slot as u64, count: 1 });
-        // SAFETY: the page is write-protected and stays mapped until the send is finished
-        // (eviction and writers' faults finish it first), so its bytes are stable.
-        let send = unsafe { self.job.start_send_data(home.server as usize, ptr, len) };
+        // SAFETY: the caller keeps the data stable until the send is finished.
+        let send = unsafe { self.job.start_send_data(home.server as usize, data, len) };
         let page = &mut self.pages[index];
         page.home = Some(home);
         page.dirty = false;

@@ -5,7 +5,8 @@ use crate::config::{self, Config, ConfigError};
 use crate::error::Error;
 use crate::heap::Heap;
 use crate::memfile::ServerLine;
-use crate::pager::{Command, Limits, Mailbox, Pager};
+use crate::pager::{self, Command, Limits, Mailbox, Pager};
+use crate::staging::Staging;
 use crate::stats::{Counters, Stats};
 use crate::sys::{self, FaultFd, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
@@ -213,7 +214,9 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
     let servers = job.servers() as u64;
     let limits = Limits { page_size: config.page_size, max_resident: (budget / page) as usize, capacities: slots };
-    let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), limits);
+    let staging = Staging::new(pager::STAGING_SLOTS, config.page_size, &uffd, config.move_pages)
+        .map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+    let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())
         .spawn(move || pager.run())

@@ -191,23 +191,60 @@ pub struct Fault {
 pub struct FaultFd {
     uffd: Uffd,
     events: EventBuffer,
+    /// Whether the kernel has `UFFDIO_MOVE` (Linux 6.8).
+    can_move: bool,
+}
+
+/// `UFFD_FEATURE_MOVE` and `UFFDIO_MOVE` (Linux 6.8), which the userfaultfd crates predate.
+const UFFD_FEATURE_MOVE: u64 = 1 << 10;
+const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
+/// `_IOWR(0xAA, 0x05, struct uffdio_move)`.
+const UFFDIO_MOVE: libc::c_ulong = 0xC000_0000 | ((size_of::<UffdioMove>() as libc::c_ulong) << 16) | 0xAA05;
+
+#[repr(C)]
+struct UffdioMove {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    moved: i64,
 }
 
 impl FaultFd {
     /// Creates the userfaultfd and registers `mapping` with it.
     pub fn register(mapping: &Mapping) -> Result<Self, userfaultfd::Error> {
-        let uffd = UffdBuilder::new()
-            .close_on_exec(true)
-            .non_blocking(true)
-            .user_mode_only(false)
-            .require_features(FeatureFlags::PAGEFAULT_FLAG_WP)
-            .create()?;
+        let create = |features| {
+            UffdBuilder::new()
+                .close_on_exec(true)
+                .non_blocking(true)
+                .user_mode_only(false)
+                .require_features(features)
+                .create()
+        };
+        let with_move = FeatureFlags::PAGEFAULT_FLAG_WP | FeatureFlags::from_bits_retain(UFFD_FEATURE_MOVE);
+        let (uffd, can_move) = match create(with_move) {
+            Ok(uffd) => (uffd, true),
+            Err(_) => (create(FeatureFlags::PAGEFAULT_FLAG_WP)?, false),
+        };
         uffd.register_with_mode(
             mapping.base().cast(),
             mapping.len(),
             RegisterMode::MISSING | RegisterMode::WRITE_PROTECT,
         )?;
-        Ok(FaultFd { uffd, events: EventBuffer::new(64) })
+        Ok(FaultFd { uffd, events: EventBuffer::new(64), can_move })
+    }
+
+    /// Whether pages can be moved into and out of the registered ranges ([`FaultFd::move_pages`]).
+    pub fn can_move(&self) -> bool {
+        self.can_move
+    }
+
+    /// Registers a mapping the pager keeps its own pages in, so that pages can be moved between
+    /// it and the DLM range. It never faults to the pager: write-protect mode only, and the
+    /// pager protects none of its pages.
+    pub fn register_staging(&self, mapping: &Mapping) -> Result<(), userfaultfd::Error> {
+        self.uffd.register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT)?;
+        Ok(())
     }
 
     /// Registers one more range (a static array adopted with [`adopt_range`]).
@@ -268,6 +305,41 @@ impl FaultFd {
                 Some(libc::EAGAIN) => continue,
                 _ => panic!("UFFDIO_COPY failed: {}", io::Error::last_os_error()),
             }
+        }
+    }
+
+    /// Moves the pages of `[src, src+len)` to the missing range at `dst` without copying them
+    /// (`UFFDIO_MOVE`); `src` is then missing. With `wake`, threads waiting on `dst` retry.
+    ///
+    /// An error means nothing was moved: `EEXIST` if `dst` was populated, `EBUSY` if a page is
+    /// pinned or shared (e.g. by a transport that registered it); the caller copies instead. A
+    /// move that fails part-way would leave one page in two places, so it ends the program.
+    ///
+    /// # Safety
+    /// Both ranges must lie in registered mappings of this process and be page-aligned; nobody
+    /// may need `src`'s contents at its old address.
+    pub unsafe fn move_pages(&self, src: *mut u8, dst: *mut u8, len: usize, wake: bool) -> io::Result<()> {
+        let mode = if wake { 0 } else { UFFDIO_MOVE_MODE_DONTWAKE };
+        let mut request = UffdioMove { dst: dst as u64, src: src as u64, len: len as u64, mode, moved: 0 };
+        loop {
+            // SAFETY: `request` is a valid uffdio_move; the caller guarantees both ranges.
+            let rc = unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_MOVE, &mut request) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            let done = request.moved.max(0) as u64;
+            if error.raw_os_error() != Some(libc::EAGAIN) {
+                if done > 0 || request.len < len as u64 {
+                    fatal(&format!("UFFDIO_MOVE failed part-way through a DLM page: {error}"));
+                }
+                return Err(error);
+            }
+            // Interrupted part-way: continue after the bytes already moved.
+            request.dst += done;
+            request.src += done;
+            request.len -= done;
+            request.moved = 0;
         }
     }
 

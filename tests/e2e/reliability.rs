@@ -11,17 +11,22 @@ const LIMIT: Duration = Duration::from_secs(180);
 fn torture_against_a_shadow_copy() {
     let _heavy = one_at_a_time();
     let exe = rust_example("torture");
-    // (page size, local budget, threads, operations per thread): small budgets, several page
-    // sizes, one and several threads; servers small enough that some allocations are refused.
-    for (page, budget, threads, ops) in
-        [("4K", "2M", "1", "2500"), ("64K", "4M", "4", "1500"), ("256K", "8M", "2", "1500")]
-    {
+    // (page size, local budget, threads, operations per thread, pages moved or copied into
+    // place): small budgets, several page sizes, one and several threads; servers small enough
+    // that some allocations are refused.
+    for (page, budget, threads, ops, moves) in [
+        ("4K", "2M", "1", "2500", "1"),
+        ("64K", "4M", "4", "1500", "1"),
+        ("256K", "8M", "2", "1500", "1"),
+        ("64K", "4M", "2", "1500", "0"),
+    ] {
         let out = run(
             Command::new(&exe)
                 .args(["--ops", ops, "--threads", threads, "--seed", "2024"])
                 .env("DLM_PAGE_SIZE", page)
                 .env("DLM_LOCAL_MEM", budget)
-                .env("DLM_SERVER_MEM", "32M"),
+                .env("DLM_SERVER_MEM", "32M")
+                .env("DLM_MOVE_PAGES", moves),
             LIMIT,
         );
         out.assert_success();

@@ -1,0 +1,132 @@
+//! The pager's staging slots: page-sized buffers of one mapping where pages are received from
+//! the servers and, where the kernel can move pages (`UFFDIO_MOVE`), where evicted pages go.
+//!
+//! Moving recycles physical pages: an evicted page is moved (not copied) into a free slot, the
+//! next fetched page is received into a slot that holds such pages, and then moved into place.
+//! No page is allocated, copied into place or freed per fault, which is what `UFFDIO_COPY` and
+//! `MADV_DONTNEED` cost (docs/PERFORMANCE.md has the measurement). Without `UFFDIO_MOVE`, or if
+//! the kernel refuses a move, the slots are plain buffers and pages are copied in.
+
+use crate::sys::{FaultFd, Mapping};
+use std::io;
+
+/// Smaller pages are copied: a move costs a TLB shootdown per 4 KiB page, which outweighs the
+/// allocation and copy it saves below this size (docs/PERFORMANCE.md: at 4 KiB moving was
+/// 8 % slower on random access, at 64 KiB 1.3–1.7× faster on a sweep).
+const MIN_MOVED_PAGE: usize = 64 << 10;
+
+/// One slot, held by whoever took it until it is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u32);
+
+pub struct Staging {
+    slots: Mapping,
+    page_size: usize,
+    /// Free slots whose pages are allocated (they hold an evicted page's memory, or old data).
+    filled: Vec<Slot>,
+    /// Free slots with no pages.
+    empty: Vec<Slot>,
+    /// Whether pages are moved in and out (else copied in and dropped).
+    moves: bool,
+}
+
+impl Staging {
+    /// `count` slots of `page_size`; pages are moved if `allow_moves`, the pages are large
+    /// enough and the kernel can.
+    pub fn new(count: usize, page_size: usize, uffd: &FaultFd, allow_moves: bool) -> io::Result<Self> {
+        let slots = Mapping::reserve(count * page_size)?;
+        // A fork would share the slots' pages with the child, and shared pages cannot be moved.
+        slots.exclude_from_fork()?;
+        let moves =
+            allow_moves && page_size >= MIN_MOVED_PAGE && uffd.can_move() && uffd.register_staging(&slots).is_ok();
+        let empty = (0..count as u32).rev().map(Slot).collect();
+        Ok(Staging { slots, page_size, filled: Vec::with_capacity(count), empty, moves })
+    }
+
+    pub fn ptr(&self, slot: Slot) -> *mut u8 {
+        // SAFETY: a slot's offset lies inside the mapping.
+        unsafe { self.slots.base().add(slot.0 as usize * self.page_size) }
+    }
+
+    /// A free slot to receive a page into, one with allocated pages if there is one.
+    pub fn take(&mut self) -> Option<Slot> {
+        self.filled.pop().or_else(|| self.empty.pop())
+    }
+
+    /// A free slot whose pages are allocated, if pages are moved and there is one.
+    pub fn take_filled(&mut self) -> Option<Slot> {
+        if self.moves {
+            self.filled.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Gives a slot back; `filled` says whether all its pages are allocated.
+    pub fn release(&mut self, slot: Slot, filled: bool) {
+        if filled {
+            self.filled.push(slot);
+        } else {
+            self.empty.push(slot);
+        }
+    }
+
+    /// Moves the resident page at `page` (`len` bytes) into a free slot, which the caller then
+    /// holds; `None` if pages are not moved or no slot is free (the caller drops the page).
+    ///
+    /// # Safety
+    /// `page` must be a resident DLM page that nobody may read at its address any more.
+    pub unsafe fn move_out(&mut self, uffd: &FaultFd, page: *mut u8, len: usize) -> Option<Slot> {
+        if !self.moves {
+            return None;
+        }
+        let slot = self.empty.pop()?;
+        // SAFETY: the slot is empty and ours; the caller gives up the page.
+        match unsafe { uffd.move_pages(page, self.ptr(slot), len, false) } {
+            Ok(()) => Some(slot),
+            Err(_) => {
+                self.empty.push(slot);
+                self.moves = false;
+                None
+            }
+        }
+    }
+
+    /// Puts the page data held in `slot` at the missing DLM page `page` (`len` bytes) and
+    /// wakes the threads waiting on it, releasing the slot. With `write_protect` the page is
+    /// mapped write-protected. Returns `false` if the page was already populated.
+    ///
+    /// # Safety
+    /// `slot` must be held by the caller with all of its first `len` bytes written; `page` must
+    /// be a DLM page.
+    pub unsafe fn install(&mut self, uffd: &FaultFd, slot: Slot, page: *mut u8, len: usize, write_protect: bool) -> bool {
+        let data = self.ptr(slot);
+        if self.moves {
+            // SAFETY: the slot's pages are ours and written; the page lies in a registered range.
+            match unsafe { uffd.move_pages(data, page, len, !write_protect) } {
+                Ok(()) => {
+                    if write_protect {
+                        uffd.protect(page, len);
+                        uffd.wake(page, len);
+                    }
+                    if len < self.page_size {
+                        // SAFETY: the rest of the slot is ours and unused.
+                        unsafe { crate::sys::discard(data.add(len), self.page_size - len) };
+                    }
+                    self.empty.push(slot);
+                    return true;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    self.filled.push(slot);
+                    return false;
+                }
+                // Refused (e.g. a pinned page): copy from now on.
+                Err(_) => self.moves = false,
+            }
+        }
+        // SAFETY: the slot is readable for `len` bytes; the page lies in a registered range.
+        let installed = unsafe { uffd.install(data, page, len, write_protect) };
+        self.filled.push(slot);
+        installed
+    }
+}
