@@ -4,11 +4,18 @@
 //! Page states (one [`Page`] entry of 16 bytes per DLM page):
 //! - not resident, no home: never written (or freed); a fault fills it with zeros locally.
 //! - not resident, home: its data is in `home` on a server; a fault fetches it.
-//! - resident, clean: mapped write-protected; eviction just drops it (its home, if any, is current).
+//! - resident, clean: mapped write-protected; eviction just drops it (its home, if any, is
+//!   current).
 //! - resident, dirty: mapped writable; eviction sends it home and drops it (moved out to a
 //!   staging slot first where pages are moved, else write-protected while it is sent).
 //! - resident, cleaning: write-protected while a copy is on its way home; it becomes clean when
 //!   the send finishes. A writer's fault waits for the send first.
+//!
+//! Write hint: a page seen written in its last residency is mapped writable (and counted dirty)
+//! even on a read fault, which saves the write-protect fault that a read-modify-write of it
+//! would take. Whether such a page is written is not seen, so it is sent home when evicted and
+//! its next residency starts write-protected again: a page that stopped being written (data
+//! that was initialized and is now only read) costs one extra write-back before it is known.
 //!
 //! Pre-cleaning: after each fault, the next [`CLEAN_AHEAD`] pages in eviction order that are
 //! dirty start their trip home, so the server receives them while the program computes and the
@@ -51,13 +58,31 @@ struct Home {
     slot: u32,
 }
 
+/// A page's entry; its home is stored flat (slot, server, `homed`) to keep the entry at 16 bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Page {
+    slot: u32,
+    server: u16,
+    homed: bool,
     resident: bool,
     dirty: bool,
     stashed: bool,
     cleaning: bool,
-    home: Option<Home>,
+    /// Written since it was last installed (seen by a write or write-protect fault).
+    written: bool,
+    /// Seen written in its last residency: a read fault maps it writable (see the module doc).
+    write_hint: bool,
+}
+
+impl Page {
+    fn home(&self) -> Option<Home> {
+        self.homed.then_some(Home { server: self.server, slot: self.slot })
+    }
+
+    fn set_home(&mut self, home: Option<Home>) {
+        let Home { server, slot } = home.unwrap_or(Home { server: 0, slot: 0 });
+        (self.server, self.slot, self.homed) = (server, slot, home.is_some());
+    }
 }
 
 /// How many of the next pages to evict are sent home ahead of time.
@@ -306,6 +331,7 @@ impl Pager {
                 }
                 self.uffd.unprotect(ptr, len);
                 self.pages[index].dirty = true;
+                self.pages[index].written = true;
             } else {
                 // Evicted while the writer waited: let it retry and take a missing fault.
                 self.uffd.wake(ptr, len);
@@ -327,12 +353,12 @@ impl Pager {
             let victim = self.resident.pop_front().expect("max_resident is at least 1");
             self.evict(victim as usize);
         }
-        let mut dirty = write;
         let fetched_ahead = self.take_read_ahead(index);
         // A read maps the page write-protected so that its first write is seen; a write maps it
-        // writable at once and the page is dirty.
-        let write_protect = !write;
-        let installed = match (self.pages[index].home, fetched_ahead) {
+        // writable at once and the page is dirty, and so does a read of a page with the hint.
+        let write_protect = !(write || self.pages[index].write_hint);
+        let mut dirty = !write_protect;
+        let installed = match (self.pages[index].home(), fetched_ahead) {
             (Some(_), Some(slot)) => {
                 Counters::add(&self.counters.bytes_fetched, len as u64);
                 // SAFETY: the finished read-ahead wrote the whole slot; the page is DLM memory.
@@ -380,6 +406,7 @@ impl Pager {
         page.resident = true;
         page.dirty = dirty;
         page.stashed = false;
+        page.written = write;
         self.resident.push_back(index as u32);
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
         if self.resident.len() >= self.max_resident {
@@ -400,7 +427,7 @@ impl Pager {
             if page.resident || self.read_aheads.iter().any(|r| r.index as usize == next) {
                 continue;
             }
-            let Some(home) = page.home else { continue };
+            let Some(home) = page.home() else { continue };
             if self.read_aheads.len() == READ_AHEAD {
                 // A stream that stopped: its oldest read-ahead is dropped.
                 let oldest = self.read_aheads[0].index as usize;
@@ -465,6 +492,7 @@ impl Pager {
         let page = &mut self.pages[index];
         page.resident = false;
         page.dirty = false;
+        page.write_hint = page.written;
         Counters::add(&self.counters.pages_evicted, 1);
         self.counters.set_resident((self.resident.len() * self.page_size) as u64);
     }
@@ -485,7 +513,7 @@ impl Pager {
     /// # Safety
     /// `[data, data+len)` must stay unchanged until the send is finished.
     unsafe fn start_put(&mut self, index: usize, data: *const u8, len: usize) -> Transfer {
-        let home = match self.pages[index].home {
+        let home = match self.pages[index].home() {
             Some(home) => home,
             None => self.assign_home(index),
         };
@@ -493,7 +521,7 @@ impl Pager {
         // SAFETY: the caller keeps the data stable until the send is finished.
         let send = unsafe { self.job.start_send_data(home.server as usize, data, len) };
         let page = &mut self.pages[index];
-        page.home = Some(home);
+        page.set_home(Some(home));
         page.dirty = false;
         Counters::add(&self.counters.bytes_written_back, len as u64);
         send
@@ -551,13 +579,15 @@ impl Pager {
             .resident
             .iter()
             .map(|&i| i as usize)
-            .find(|&i| i != index && self.pages[i].home.is_some() && !self.pages[i].cleaning);
+            .find(|&i| i != index && self.pages[i].homed && !self.pages[i].cleaning);
         let Some(donor) = donor else {
             fatal("the memory servers are full although the allocation limit was respected");
         };
         let page = &mut self.pages[donor];
+        let home = page.home().expect("donor has a home");
+        page.set_home(None);
         page.dirty = true;
-        page.home.take().expect("donor has a home")
+        home
     }
 
     fn free(&mut self, offset: usize, len: usize) {
@@ -566,7 +596,7 @@ impl Pager {
         self.finish_cleanings(|i| range.contains(&i));
         self.drop_read_aheads(|i| range.contains(&i));
         for index in range.clone() {
-            if let Some(home) = self.pages[index].home {
+            if let Some(home) = self.pages[index].home() {
                 self.job.send(home.server as usize, Request::Free { slot: home.slot as u64, count: 1 });
                 self.pools[home.server as usize].free.push(home.slot);
             }
