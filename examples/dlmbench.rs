@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! dlmbench WORKLOAD MiB [--native]     # WORKLOAD: seqread seqwrite rmw rand4k gups triad
-//! dlmbench uffd MiB PAGE               # raw userfaultfd: one UFFDIO_COPY of PAGE bytes per fault
+//! dlmbench uffd MiB PAGE               # raw fault path: the pager's install + evict per PAGE, no transfer
 //! dlmbench mpi PAGE                    # MPI round trip of PAGE bytes (under mpirun -np 2)
 //! ```
 //! Without `--native` the data is DLM memory (set DLM_LOCAL_MEM, DLM_PAGE_SIZE).
@@ -122,48 +122,6 @@ fn run(workload: &str, data: &mut [u64]) {
     }
 }
 
-/// Raw userfaultfd ceiling: every first touch of a PAGE-sized unit is one fault served by one
-/// UFFDIO_COPY from a handler thread, as the pager does without any network transfer.
-fn uffd_ceiling(bytes: usize, page: usize) -> f64 {
-    use userfaultfd::{Event, UffdBuilder};
-    let uffd = UffdBuilder::new().close_on_exec(true).user_mode_only(false).create().expect("userfaultfd");
-    // SAFETY: a fresh anonymous mapping, used only by this function.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(base, libc::MAP_FAILED);
-    uffd.register(base, bytes).expect("register");
-    let start = base as usize;
-    let handler = std::thread::spawn(move || {
-        let source = vec![1u8; page];
-        let mut served = 0;
-        while served < bytes / page {
-            if let Some(Event::Pagefault { addr, .. }) = uffd.read_event().expect("read fault") {
-                let at = (addr as usize - start) / page * page + start;
-                // SAFETY: `at` is a page-aligned missing unit of the registered mapping.
-                unsafe { uffd.copy(source.as_ptr().cast(), at as *mut _, page, true) }.expect("UFFDIO_COPY");
-                served += 1;
-            }
-        }
-    });
-    // SAFETY: the mapping holds bytes/8 u64s, served on first touch by the handler.
-    let data = unsafe { std::slice::from_raw_parts_mut(base as *mut u64, bytes / 8) };
-    let started = Instant::now();
-    for x in data.iter_mut() {
-        *x = x.wrapping_add(1);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    handler.join().expect("handler");
-    bytes as f64 / seconds / 1e9
-}
-
 /// MPI ceiling: rank 0 sends PAGE bytes to rank 1 and gets PAGE bytes back, as a fetch plus a
 /// write-back do; GB/s of page data moved, and the round-trip time.
 fn mpi_ceiling(page: usize) {
@@ -194,7 +152,11 @@ fn main() {
     let number = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let workload = args.get(1).cloned().unwrap_or_default();
     match workload.as_str() {
-        "uffd" => report("uffd", uffd_ceiling(number(2, 1024) << 20, number(3, 256 << 10)), "GB/s"),
+        "uffd" => {
+            let gbps = dlm::ceiling::userfaultfd_sweep(number(2, 1024) << 20, number(3, 256 << 10))
+                .unwrap_or_else(|e| panic!("userfaultfd ceiling: {e}"));
+            report("uffd", gbps, "GB/s");
+        }
         "mpi" => mpi_ceiling(number(2, 256 << 10)),
         _ if args.iter().any(|a| a == "--native") => run(&workload, &mut vec![0u64; (number(2, 1024) << 20) / 8]),
         _ => {

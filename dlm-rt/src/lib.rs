@@ -47,6 +47,7 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
 
 mod boxed;
 mod capi;
+pub mod ceiling;
 pub mod config;
 mod error;
 mod heap;
