@@ -53,6 +53,20 @@ def parse_results(text):
     return results
 
 
+def median(samples):
+    """One configuration's result over several rounds: the median of each numeric value
+    (None if no round succeeded)."""
+    samples = [r for r in samples if r]
+    if not samples:
+        return None
+    merged = {}
+    for key, (_, unit) in samples[0].items():
+        values = [r[key][0] for r in samples if key in r]
+        numbers = sorted(v for v in values if isinstance(v, float))
+        merged[key] = (numbers[len(numbers) // 2] if numbers else values[0], unit)
+    return merged
+
+
 def run(cmd, env=None, cgroup=False, timeout=600):
     """Runs one measurement; returns its RESULT values, or None if it failed or timed out."""
     full_env = dict(os.environ, **(env or {}))
@@ -136,6 +150,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer configurations (< 2 minutes)")
     parser.add_argument("--out", default=str(REPO / "docs" / "bench"), help="where results and plots go")
     parser.add_argument("--page", default="256K", help="DLM page size (default 256K)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every configuration this many times, interleaved, and report medians")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,37 +186,40 @@ def main():
     if not args.quick:
         jobs.append(("himeno-rs", himeno_rs_cmd, RUST_HIMENO_BYTES))
 
-    results = {}
+    samples = {}  # workload -> configuration -> one result per round
+
+    def measure(name, label, *how, **options):
+        print(f"{name}: {label}", file=sys.stderr)
+        samples.setdefault(name, {}).setdefault(label, []).append(run(*how, **options))
+
+    page_bytes = {"K": 1 << 10, "M": 1 << 20}.get(page[-1].upper(), 1) * int(page.rstrip("KkMm"))
     started = time.time()
     try:
         for name, cmd, nbytes in jobs:
-            row = results.setdefault(name, {})
-            print(f"{name}: native", file=sys.stderr)
-            row["native"] = run(cmd(True))
-            for ratio in ratios:
-                # All local: the budget holds every page, with room for each of up to 14
-                # allocations to round up to whole DLM pages.
-                budget = int(nbytes * ratio) + (16 << 20 if ratio >= 1 else 0)
-                label = f"dlm{ratio * 100:g}"
-                print(f"{name}: {label}", file=sys.stderr)
-                row[label] = run(cmd(False), {"DLM_LOCAL_MEM": str(budget), "DLM_PAGE_SIZE": page})
-                if swap.ready and ratio in (0.5, 0.25):
-                    print(f"{name}: swap{ratio * 100:g}", file=sys.stderr)
-                    swap.limit(budget + (16 << 20))
-                    row[f"swap{ratio * 100:g}"] = run(cmd(True), cgroup=True, timeout=900)
-        if "rand4k" in results:
-            print("rand4k: dlm25 with 4 KiB pages", file=sys.stderr)
-            results["rand4k"]["dlm25-4k"] = run(dlmbench("rand4k")(False), {"DLM_LOCAL_MEM": str(data_bytes // 4), "DLM_PAGE_SIZE": "4K"})
-        page_bytes = {"K": 1 << 10, "M": 1 << 20}.get(page[-1].upper(), 1) * int(page.rstrip("KkMm"))
-        ceilings = {
-            "uffd": run([DLMBENCH, "uffd", str(min(mib, 1024)), str(page_bytes)]),
-            "mpi": run(["mpirun", "-np", "2", DLMBENCH, "mpi", str(page_bytes)], MPI_ENV),
-        }
+            for _ in range(args.rounds):
+                measure(name, "native", cmd(True))
+                for ratio in ratios:
+                    # All local: the budget holds every page, with room for each of up to 14
+                    # allocations to round up to whole DLM pages.
+                    budget = int(nbytes * ratio) + (16 << 20 if ratio >= 1 else 0)
+                    measure(name, f"dlm{ratio * 100:g}", cmd(False), {"DLM_LOCAL_MEM": str(budget), "DLM_PAGE_SIZE": page})
+                    if swap.ready and ratio in (0.5, 0.25):
+                        swap.limit(budget + (16 << 20))
+                        measure(name, f"swap{ratio * 100:g}", cmd(True), cgroup=True, timeout=900)
+                if name == "rand4k":
+                    measure(name, "dlm25-4k", cmd(False), {"DLM_LOCAL_MEM": str(data_bytes // 4), "DLM_PAGE_SIZE": "4K"})
+        for _ in range(args.rounds):
+            measure("ceilings", "uffd", [DLMBENCH, "uffd", str(min(mib, 1024)), str(page_bytes)])
+            measure("ceilings", "mpi", ["mpirun", "-np", "2", DLMBENCH, "mpi", str(page_bytes)], MPI_ENV)
     finally:
         swap.tear_down()
+    results = {name: {label: median(runs) for label, runs in row.items()} for name, row in samples.items()}
+    ceilings = results.pop("ceilings")
 
     report = {
-        "command": "python3 bench/run.py" + (" --quick" if args.quick else "") + (f" --page {page}" if page != "256K" else ""),
+        "command": "python3 bench/run.py" + (" --quick" if args.quick else "") + (f" --page {page}" if page != "256K" else "")
+        + (f" --rounds {args.rounds}" if args.rounds != 1 else ""),
+        "rounds": args.rounds,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": round(time.time() - started),
@@ -270,7 +289,8 @@ def render(report):
                 configs.append(c)
     lines = [f"Command: `{report['command']}`  ", f"Machine: {report['machine']}; {report['date']}; "
              f"data {report['data_mib']} MiB for the dlmbench workloads; DLM page {report['page']}; "
-             f"kernel swap: {report['swap']}; took {report['seconds']} s.", ""]
+             f"kernel swap: {report['swap']}; took {report['seconds']} s"
+             + (f"; each value is the median of {report['rounds']} interleaved rounds." if report["rounds"] > 1 else "."), ""]
     lines.append("| workload | " + " | ".join(configs) + " |")
     lines.append("|---|" + "---|" * len(configs))
     for w, row in report["results"].items():
