@@ -353,40 +353,44 @@ impl Pager {
             let victim = self.resident.pop_front().expect("max_resident is at least 1");
             self.evict(victim as usize);
         }
-        let fetched_ahead = self.take_read_ahead(index);
         // A read maps the page write-protected so that its first write is seen; a write maps it
         // writable at once and the page is dirty, and so does a read of a page with the hint.
         let write_protect = !(write || self.pages[index].write_hint);
         let mut dirty = !write_protect;
-        let installed = match (self.pages[index].home(), fetched_ahead) {
-            (Some(_), Some(slot)) => {
+        let installed = match self.pages[index].home() {
+            Some(home) => {
+                let slot = self.take_read_ahead(index).unwrap_or_else(|| {
+                    let slot = self.staging.take().expect("read-aheads leave staging slots free");
+                    // SAFETY: the slot is ours and not touched until the transfer is finished. A
+                    // server always sends a whole slot, also for a short page.
+                    let mut transfer = unsafe {
+                        self.job.start_get(
+                            home.server as usize,
+                            home.slot as u64,
+                            self.staging.ptr(slot),
+                            self.page_size,
+                        )
+                    };
+                    self.job.finish(&mut transfer);
+                    slot
+                });
                 Counters::add(&self.counters.bytes_fetched, len as u64);
-                // SAFETY: the finished read-ahead wrote the whole slot; the page is DLM memory.
+                // SAFETY: the finished transfer wrote the whole slot; the page is DLM memory.
                 unsafe { self.staging.install(&self.uffd, slot, ptr, len, write_protect) }
             }
-            (Some(home), None) => {
-                let slot = self.staging.take().expect("read-aheads leave staging slots free");
-                // SAFETY: the slot is ours and not touched until the transfer is finished. A
-                // server always sends a whole slot, also for a short page.
-                let mut transfer = unsafe {
-                    self.job.start_get(home.server as usize, home.slot as u64, self.staging.ptr(slot), self.page_size)
-                };
-                self.job.finish(&mut transfer);
-                Counters::add(&self.counters.bytes_fetched, len as u64);
-                // SAFETY: as above.
-                unsafe { self.staging.install(&self.uffd, slot, ptr, len, write_protect) }
-            }
-            (None, _) if self.pages[index].stashed => {
+            None if self.pages[index].stashed => {
                 let segment = self.segment_of_page(index);
                 let stash = segment.stash.as_ref().expect("stashed pages have a stash");
                 dirty = true;
                 // SAFETY: the page's offset in its segment is inside the equally long stash, and
                 // the page lies in a registered range.
-                let installed = unsafe { self.uffd.install(stash.base().add(ptr as usize - segment.base), ptr, len, write_protect) };
+                let installed = unsafe {
+                    self.uffd.install(stash.base().add(ptr as usize - segment.base), ptr, len, write_protect)
+                };
                 stash.discard(ptr as usize - segment.base, len);
                 installed
             }
-            (None, _) => {
+            None => {
                 Counters::add(&self.counters.zero_fills, 1);
                 match self.staging.take_filled() {
                     // SAFETY: the slot is ours and `len` long; the page is DLM memory.

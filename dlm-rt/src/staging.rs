@@ -99,7 +99,14 @@ impl Staging {
     /// # Safety
     /// `slot` must be held by the caller with all of its first `len` bytes written; `page` must
     /// be a DLM page.
-    pub unsafe fn install(&mut self, uffd: &FaultFd, slot: Slot, page: *mut u8, len: usize, write_protect: bool) -> bool {
+    pub unsafe fn install(
+        &mut self,
+        uffd: &FaultFd,
+        slot: Slot,
+        page: *mut u8,
+        len: usize,
+        write_protect: bool,
+    ) -> bool {
         let data = self.ptr(slot);
         if self.moves {
             // SAFETY: the slot's pages are ours and written; the page lies in a registered range.
