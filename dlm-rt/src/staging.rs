@@ -12,7 +12,7 @@ use std::io;
 
 /// Smaller pages are copied: a move costs a TLB shootdown per 4 KiB page, which outweighs the
 /// allocation and copy it saves below this size (docs/PERFORMANCE.md: at 4 KiB moving was
-/// 8 % slower on random access, at 64 KiB 1.3–1.7× faster on a sweep).
+/// 7 % slower on random access, at 64 KiB 1.3–1.7× faster on a sweep).
 const MIN_MOVED_PAGE: usize = 64 << 10;
 
 /// One slot, held by whoever took it until it is released.
@@ -62,7 +62,8 @@ impl Staging {
         }
     }
 
-    /// Gives a slot back; `filled` says whether all its pages are allocated.
+    /// Gives a slot back; `filled` says whether it holds allocated pages (a receive or write
+    /// into it allocates any that are missing).
     pub fn release(&mut self, slot: Slot, filled: bool) {
         if filled {
             self.filled.push(slot);
