@@ -24,6 +24,7 @@ struct dlm_stats {
     uint64_t servers;               /* number of memory servers */
     uint64_t server_capacity_bytes; /* what the servers may hold together */
     double wait_seconds;            /* time threads waited for the pager */
+    uint64_t pages_moved;           /* pages moved into place (UFFDIO_MOVE), not copied */
 };
 
 /* Starts DLM. Call it first in main with main's arguments (or NULLs). Under mpirun, ranks other

@@ -42,7 +42,7 @@
 //! *stashed*: their first fault installs the original data (moved aside, not copied) and makes
 //! the page dirty, since no server holds it yet.
 
-use crate::staging::{Slot, Staging};
+use crate::staging::{Placement, Slot, Staging};
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request, Transfer};
@@ -357,7 +357,7 @@ impl Pager {
         // writable at once and the page is dirty, and so does a read of a page with the hint.
         let write_protect = !(write || self.pages[index].write_hint);
         let mut dirty = !write_protect;
-        let installed = match self.pages[index].home() {
+        let placement = match self.pages[index].home() {
             Some(home) => {
                 let slot = self.take_read_ahead(index).unwrap_or_else(|| {
                     let slot = self.staging.take().expect("read-aheads leave staging slots free");
@@ -388,7 +388,7 @@ impl Pager {
                     self.uffd.install(stash.base().add(ptr as usize - segment.base), ptr, len, write_protect)
                 };
                 stash.discard(ptr as usize - segment.base, len);
-                installed
+                Placement::copied(installed)
             }
             None => {
                 Counters::add(&self.counters.zero_fills, 1);
@@ -399,12 +399,16 @@ impl Pager {
                         self.staging.install(&self.uffd, slot, ptr, len, write_protect)
                     },
                     // SAFETY: `zeros` is a page long; the page is DLM memory.
-                    None => unsafe { self.uffd.install(self.zeros.as_ptr(), ptr, len, write_protect) },
+                    None => {
+                        Placement::copied(unsafe { self.uffd.install(self.zeros.as_ptr(), ptr, len, write_protect) })
+                    }
                 }
             }
         };
-        if !installed {
-            fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
+        match placement {
+            Placement::AlreadyMapped => fatal(&format!("DLM page {index} was partly mapped behind the pager's back")),
+            Placement::Moved => Counters::add(&self.counters.pages_moved, 1),
+            Placement::Copied => {}
         }
         let page = &mut self.pages[index];
         page.resident = true;

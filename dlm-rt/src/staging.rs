@@ -15,6 +15,26 @@ use std::io;
 /// 7 % slower on random access, at 64 KiB 1.3–1.7× faster on a sweep).
 const MIN_MOVED_PAGE: usize = 64 << 10;
 
+/// How [`Staging::install`] put a page in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Moved,
+    Copied,
+    /// The page was already populated (another thread's fault won); nothing was installed.
+    AlreadyMapped,
+}
+
+impl Placement {
+    /// The placement of a copy that did (`true`) or did not happen.
+    pub fn copied(installed: bool) -> Self {
+        if installed {
+            Placement::Copied
+        } else {
+            Placement::AlreadyMapped
+        }
+    }
+}
+
 /// One slot, held by whoever took it until it is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(u32);
@@ -95,7 +115,7 @@ impl Staging {
 
     /// Puts the page data held in `slot` at the missing DLM page `page` (`len` bytes) and
     /// wakes the threads waiting on it, releasing the slot. With `write_protect` the page is
-    /// mapped write-protected. Returns `false` if the page was already populated.
+    /// mapped write-protected.
     ///
     /// # Safety
     /// `slot` must be held by the caller with all of its first `len` bytes written; `page` must
@@ -107,7 +127,7 @@ impl Staging {
         page: *mut u8,
         len: usize,
         write_protect: bool,
-    ) -> bool {
+    ) -> Placement {
         let data = self.ptr(slot);
         if self.moves {
             // SAFETY: the slot's pages are ours and written; the page lies in a registered range.
@@ -122,11 +142,11 @@ impl Staging {
                         unsafe { crate::sys::discard(data.add(len), self.page_size - len) };
                     }
                     self.empty.push(slot);
-                    return true;
+                    return Placement::Moved;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                     self.filled.push(slot);
-                    return false;
+                    return Placement::AlreadyMapped;
                 }
                 // Refused (e.g. a pinned page): copy from now on.
                 Err(_) => self.moves = false,
@@ -135,6 +155,6 @@ impl Staging {
         // SAFETY: the slot is readable for `len` bytes; the page lies in a registered range.
         let installed = unsafe { uffd.install(data, page, len, write_protect) };
         self.filled.push(slot);
-        installed
+        Placement::copied(installed)
     }
 }

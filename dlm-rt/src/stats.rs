@@ -14,6 +14,7 @@ pub struct Counters {
     pub resident_bytes: AtomicU64,
     pub peak_resident_bytes: AtomicU64,
     pub wait_nanos: AtomicU64,
+    pub pages_moved: AtomicU64,
 }
 
 impl Counters {
@@ -46,6 +47,8 @@ pub struct Stats {
     pub server_capacity_bytes: u64,
     /// Time the program's threads waited for the pager, from when it read each fault.
     pub wait_seconds: f64,
+    /// Pages moved into place (`UFFDIO_MOVE`) rather than copied.
+    pub pages_moved: u64,
 }
 
 impl Stats {
@@ -63,6 +66,7 @@ impl Stats {
             servers,
             server_capacity_bytes: capacity,
             wait_seconds: counters.wait_nanos.load(Relaxed) as f64 * 1e-9,
+            pages_moved: counters.pages_moved.load(Relaxed),
         }
     }
 
@@ -90,7 +94,8 @@ impl Stats {
         format!(
             "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
              \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
-             \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}}}\n",
+             \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}, \
+             \"pages_moved\": {}}}\n",
             self.faults,
             self.zero_fills,
             self.bytes_fetched,
@@ -103,6 +108,7 @@ impl Stats {
             self.servers,
             self.server_capacity_bytes,
             self.wait_seconds,
+            self.pages_moved,
         )
     }
 }

@@ -38,6 +38,8 @@ fn check_paged_run(cmd: &mut Command, dir: &Path) {
     assert!(stat(&stats, "peak_resident_bytes") <= stat(&stats, "local_budget_bytes"), "{stats}");
     assert!(stat(&stats, "peak_resident_bytes") > 0.0);
     assert!(stat(&stats, "wait_seconds") > 0.0);
+    // Pages of 128 KiB and more are moved into place where the kernel can.
+    assert_eq!(stat(&stats, "pages_moved") > 0.0, kernel_moves_pages(), "{stats}");
 }
 
 fn two_local_servers(dir: &Path) -> std::path::PathBuf {

@@ -11,9 +11,9 @@ const LIMIT: Duration = Duration::from_secs(180);
 fn torture_against_a_shadow_copy() {
     let _heavy = one_at_a_time();
     let exe = rust_example("torture");
-    // (page size, local budget, threads, operations per thread, pages moved or copied into
-    // place): small budgets, several page sizes, one and several threads; servers small enough
-    // that some allocations are refused.
+    // (page size, local budget, threads, operations per thread, DLM_MOVE_PAGES): small budgets,
+    // several page sizes, one and several threads, pages moved into place (from 64 KiB, where
+    // the kernel can) and copied; servers small enough that some allocations are refused.
     for (page, budget, threads, ops, moves) in [
         ("4K", "2M", "1", "2500", "1"),
         ("64K", "4M", "4", "1500", "1"),
@@ -32,6 +32,8 @@ fn torture_against_a_shadow_copy() {
         out.assert_success();
         assert!(out.stdout.contains("torture seed 2025 "), "{}", out.stdout);
         assert!(out.stdout.contains("torture ok: ") && !out.stdout.contains(" 0 pages evicted"), "{}", out.stdout);
+        let moved = page != "4K" && moves == "1" && kernel_moves_pages();
+        assert_eq!(!out.stdout.contains(" 0 pages moved"), moved, "{}", out.stdout);
     }
 }
 
