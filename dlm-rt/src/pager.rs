@@ -398,9 +398,10 @@ impl Pager {
                         std::ptr::write_bytes(self.staging.ptr(slot), 0, len);
                         self.staging.install(&self.uffd, slot, ptr, len, write_protect)
                     },
-                    // SAFETY: `zeros` is a page long; the page is DLM memory.
                     None => {
-                        Placement::copied(unsafe { self.uffd.install(self.zeros.as_ptr(), ptr, len, write_protect) })
+                        // SAFETY: `zeros` is a page long; the page is DLM memory.
+                        let installed = unsafe { self.uffd.install(self.zeros.as_ptr(), ptr, len, write_protect) };
+                        Placement::copied(installed)
                     }
                 }
             }
