@@ -344,9 +344,8 @@ def plot(report, out):
     bars = [("native rmw", value(report, "rmw", "native"))]
     bars += [(f"DLM rmw {c[3:]}%", value(report, "rmw", c)) for c in report["results"].get("rmw", {}) if c.startswith("dlm")]
     bars += [(f"swap rmw {c[4:]}%", value(report, "rmw", c)) for c in report["results"].get("rmw", {}) if c.startswith("swap")]
-    for name, c in report["ceilings"].items():
-        if c:
-            bars.append((f"ceiling: {name}", c[name][0]))
+    for c in report["ceilings"].values():
+        bars += [(f"ceiling: {name}", x) for name, (x, unit) in (c or {}).items() if unit == "GB/s"]
     bars = [(n, x) for n, x in bars if x is not None]
     ax.barh([n for n, _ in bars], [x for _, x in bars])
     ax.set_xscale("log")

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! dlmbench WORKLOAD MiB [--native]     # WORKLOAD: seqread seqwrite rmw rand4k gups triad
-//! dlmbench uffd MiB PAGE               # raw fault path: the pager's install + evict per PAGE, no transfer
+//! dlmbench uffd MiB PAGE               # raw fault path per PAGE, no transfer: the pager's
+//!                                      # install + evict (uffd), and copy + drop (uffd_copy)
 //! dlmbench mpi PAGE                    # MPI round trip of PAGE bytes (under mpirun -np 2)
 //! ```
 //! Without `--native` the data is DLM memory (set DLM_LOCAL_MEM, DLM_PAGE_SIZE).
@@ -153,9 +154,12 @@ fn main() {
     let workload = args.get(1).cloned().unwrap_or_default();
     match workload.as_str() {
         "uffd" => {
-            let gbps = dlm::ceiling::userfaultfd_sweep(number(2, 1024) << 20, number(3, 256 << 10))
-                .unwrap_or_else(|e| panic!("userfaultfd ceiling: {e}"));
-            report("uffd", gbps, "GB/s");
+            // The pager's path, and the copying path (fault + UFFDIO_COPY + drop) beside it.
+            for (name, moves) in [("uffd", true), ("uffd_copy", false)] {
+                let gbps = dlm::ceiling::userfaultfd_sweep(number(2, 1024) << 20, number(3, 256 << 10), moves)
+                    .unwrap_or_else(|e| panic!("userfaultfd ceiling: {e}"));
+                report(name, gbps, "GB/s");
+            }
         }
         "mpi" => mpi_ceiling(number(2, 256 << 10)),
         _ if args.iter().any(|a| a == "--native") => run(&workload, &mut vec![0u64; (number(2, 1024) << 20) / 8]),

@@ -9,12 +9,13 @@ use std::time::Instant;
 /// GB/s of a read-modify-write sweep over `bytes` of fresh userfaultfd memory in which each
 /// `page` is one fault. A handler thread serves each fault as the pager does at that page size:
 /// the data arrives in a staging slot (written there, as a receive would), the page is installed
-/// from it (moved, or copied below the size where moves pay), after the previous page was
-/// evicted (moved out into a slot, or dropped), all while the sweep waits in the fault.
-pub fn userfaultfd_sweep(bytes: usize, page: usize) -> io::Result<f64> {
+/// from it (moved, or copied below the size where moves pay, or always copied without
+/// `allow_moves`), after the previous page was evicted (moved out into a slot, or dropped), all
+/// while the sweep waits in the fault.
+pub fn userfaultfd_sweep(bytes: usize, page: usize, allow_moves: bool) -> io::Result<f64> {
     let region = Mapping::reserve(bytes)?;
     let mut uffd = FaultFd::register(&region).map_err(io::Error::other)?;
-    let mut staging = Staging::new(2, page, &uffd, true)?;
+    let mut staging = Staging::new(2, page, &uffd, allow_moves)?;
     let base = region.base() as usize;
     let pages = bytes / page;
     let handler = std::thread::spawn(move || {
