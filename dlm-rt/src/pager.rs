@@ -360,17 +360,7 @@ impl Pager {
         let placement = match self.pages[index].home() {
             Some(home) => {
                 let slot = self.take_read_ahead(index).unwrap_or_else(|| {
-                    let slot = self.staging.take().expect("read-aheads leave staging slots free");
-                    // SAFETY: the slot is ours and not touched until the transfer is finished. A
-                    // server always sends a whole slot, also for a short page.
-                    let mut transfer = unsafe {
-                        self.job.start_get(
-                            home.server as usize,
-                            home.slot as u64,
-                            self.staging.ptr(slot),
-                            self.page_size,
-                        )
-                    };
+                    let (slot, mut transfer) = self.start_fetch(home);
                     self.job.finish(&mut transfer);
                     slot
                 });
@@ -442,13 +432,21 @@ impl Pager {
                 let oldest = self.read_aheads[0].index as usize;
                 self.drop_read_aheads(|i| i == oldest);
             }
-            let slot = self.staging.take().expect("read-aheads leave staging slots free");
-            // SAFETY: the slot is kept in `read_aheads` and not touched until finished.
-            let transfer = unsafe {
-                self.job.start_get(home.server as usize, home.slot as u64, self.staging.ptr(slot), self.page_size)
-            };
+            let (slot, transfer) = self.start_fetch(home);
             self.read_aheads.push_back(ReadAhead { index: next as u32, slot, transfer });
         }
+    }
+
+    /// Starts fetching the page at `home` into a staging slot; the slot is the caller's, and
+    /// untouched until the transfer is finished.
+    fn start_fetch(&mut self, home: Home) -> (Slot, Transfer) {
+        let slot = self.staging.take().expect("read-aheads leave staging slots free");
+        // SAFETY: the slot is a whole page long (a server always sends a whole slot, also for
+        // a short page) and nothing touches it until the transfer is finished.
+        let transfer = unsafe {
+            self.job.start_get(home.server as usize, home.slot as u64, self.staging.ptr(slot), self.page_size)
+        };
+        (slot, transfer)
     }
 
     /// The slot holding `index` if it was fetched ahead (waiting for it to arrive).
