@@ -101,9 +101,7 @@ int main(void) {
 
 #[test]
 fn report_names_each_array_and_allocation_site_with_its_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("marked.c");
-    std::fs::write(&source, MARKED).unwrap();
+    let (dir, _) = marked_source();
     let out = dlmcc_cmd()
         .current_dir(dir.path())
         .args(["--dlm-report", "-Wall", "-Werror", "-c", "marked.c"])
@@ -122,12 +120,18 @@ fn report_names_each_array_and_allocation_site_with_its_rule() {
     assert!(!report.contains("'small'"), "{report}");
 }
 
-#[test]
-fn marked_and_big_arrays_run_in_dlm_memory_with_native_results() {
-    let _heavy = one_at_a_time();
+/// A temporary directory holding `marked.c` (MARKED), and that file's path.
+fn marked_source() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("marked.c");
     std::fs::write(&source, MARKED).unwrap();
+    (dir, source)
+}
+
+#[test]
+fn marked_and_big_arrays_run_in_dlm_memory_with_native_results() {
+    let _heavy = one_at_a_time();
+    let (dir, source) = marked_source();
     let native = dir.path().join("native");
     assert!(Command::new("cc").arg("-O2").arg(&source).arg("-o").arg(&native).status().unwrap().success());
     let native_out = run(&mut Command::new(&native), Duration::from_secs(60));
@@ -145,9 +149,7 @@ fn marked_and_big_arrays_run_in_dlm_memory_with_native_results() {
 
 #[test]
 fn emit_rewritten_prints_the_source_dlmcc_compiles_and_dlm_off_keeps_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("marked.c");
-    std::fs::write(&source, MARKED).unwrap();
+    let (dir, source) = marked_source();
     let out = dlmcc_cmd().current_dir(dir.path()).args(["--dlm-emit-rewritten", "marked.c"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
@@ -179,9 +181,7 @@ fn unknown_dlm_option_is_an_error_with_usage() {
 #[test]
 fn static_arrays_beyond_budget_and_servers_stop_before_main_naming_the_array() {
     let _heavy = one_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("marked.c");
-    std::fs::write(&source, MARKED).unwrap();
+    let (dir, source) = marked_source();
     let exe = dir.path().join("marked");
     assert!(dlmcc_cmd().arg(&source).arg("-o").arg(&exe).status().unwrap().success());
     let out = run(Command::new(&exe).env("DLM_LOCAL_MEM", "1M").env("DLM_SERVER_MEM", "1M"), Duration::from_secs(60));
