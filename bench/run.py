@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """DLM benchmark suite: every workload under every configuration, side by side in one run.
 
-    python3 bench/run.py            # full run (about 15-20 minutes), writes docs/bench/
+    python3 bench/run.py            # full run (half an hour or so), writes docs/bench/
     python3 bench/run.py --quick    # under 2 minutes, for development and the CI smoke test
 
 Workloads: sequential read, write and read-modify-write sweeps, random 4 KiB pages, GUPS-like
-random 8-byte updates, a STREAM-style triad (examples/dlmbench.rs), the Himeno-style stencil in
-legacy C with static grids, rewritten by dlmcc (examples/c/himeno.c), and in Rust with #[dlm]
-statics (examples/himeno.rs).
+random 8-byte updates, STREAM copy and triad, a CG-like sparse matrix-vector kernel
+(examples/dlmbench.rs), the Himeno-style stencil in legacy C with static grids, rewritten by
+dlmcc (examples/c/himeno.c), and in Rust with #[dlm] statics (examples/himeno.rs).
 Configurations: native; DLM with 100, 50, 25 and 12.5 % of the data local; kernel swap on zram
-inside a memory cgroup with the same budget (root only, set up and torn down here); and the
-raw ceilings (the pager's fault path without transfers: fault, install, evict; MPI round trip). Output: a table on stdout, results.json,
-results.md and PNG plots in the output directory. Nothing here asserts timings.
+inside a memory cgroup with the same budget (root only, set up and torn down here).
+Ceilings: the machine's own (bench/ceilings.c: memcpy, UFFDIO_MOVE of huge and of 4 KiB pages,
+the copy between two processes), the pager's fault path without transfers (fault, install,
+evict) at the DLM page size in effect, and an MPI round trip at that size and at 2 MiB.
+Output: a table on stdout, results.json, results.md and PNG plots in the output directory.
+Nothing here asserts timings; the sparse kernel's checksum must be the same in every
+configuration, or the run fails.
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ MPI_ENV = {
     "OMPI_MCA_pml_ucx_tls": "any",
     "OMPI_MCA_pml_ucx_devices": "any",
 }
+HUGE_PAGE = 2 << 20
 CGROUP = Path("/sys/fs/cgroup/memory/dlmbench")
 ZRAM = Path("/sys/block/zram0")
 RUST_HIMENO_BYTES = 14 * 129 * 129 * 257 * 4  # fixed by the example's consts
@@ -50,6 +55,8 @@ def parse_results(text):
             results["MFLOPS"] = (float(line.split()[1]), "MFLOPS")
         elif line.startswith("validation (gosa): "):
             results["gosa"] = (line.split(": ")[1], "")
+        elif line.startswith("CHECK "):
+            results["CHECK"] = (line.split()[1], "")
     return results
 
 
@@ -132,7 +139,7 @@ def machine():
 
 def build(grid):
     """Builds the workspace, then the legacy C stencil for `grid` (its arrays are static and
-    sized by macros) with dlmcc and with cc."""
+    sized by macros) with dlmcc and with cc, and the physical ceilings with cc."""
     subprocess.run(["cargo", "build", "--release", "--workspace", "--lib", "--bins", "--examples"], cwd=REPO, check=True)
     out = RELEASE / "bench"
     out.mkdir(exist_ok=True)
@@ -140,7 +147,41 @@ def build(grid):
     source = REPO / "examples/c/himeno.c"
     subprocess.run([RELEASE / "dlmcc", "-O3", *sizes, "-o", out / "himeno-c", source], check=True)
     subprocess.run(["cc", "-O3", *sizes, "-o", out / "himeno-c-native", source], check=True)
+    subprocess.run(["cc", "-O2", "-Wall", "-o", out / "ceilings", REPO / "bench/ceilings.c"], check=True)
     return out
+
+
+def size_text(nbytes):
+    """2097152 -> "2M", as DLM_PAGE_SIZE takes it."""
+    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if nbytes % (1 << shift) == 0:
+            return f"{nbytes >> shift}{suffix}"
+    return str(nbytes)
+
+
+def page_in_effect(samples):
+    """The DLM page size (bytes) that the DLM runs reported (dlmbench prints the runtime's)."""
+    for row in samples.values():
+        for label, runs in row.items():
+            for r in runs:
+                if r and label.startswith("dlm") and "page_size" in r:
+                    return int(r["page_size"][0])
+    return None
+
+
+def checksum_mismatches(samples):
+    """Every run's CHECK against the native runs' of the same workload: results computed in
+    DLM memory (or under swap) must be the same bit for bit."""
+    problems = []
+    for name, row in samples.items():
+        expected = {r["CHECK"][0] for r in row.get("native", []) if r and "CHECK" in r}
+        if len(expected) > 1:
+            problems.append(f"{name}: native runs disagree: {sorted(expected)}")
+        for label, runs in row.items():
+            for r in runs:
+                if r and "CHECK" in r and expected and r["CHECK"][0] not in expected:
+                    problems.append(f"{name} {label}: CHECK {r['CHECK'][0]}, native {min(expected)}")
+    return problems
 
 
 def main():
@@ -149,20 +190,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer configurations (< 2 minutes)")
     parser.add_argument("--out", default=str(REPO / "docs" / "bench"), help="where results and plots go")
-    parser.add_argument("--page", default="256K", help="DLM page size (default 256K)")
+    parser.add_argument("--page", help="DLM page size (DLM_PAGE_SIZE; default: the runtime's)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every configuration this many times, interleaved, and report medians")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # Quick sizes are small, but at 25 % local still leave room for more 2 MiB pages than the
+    # stencil's inner loop touches arrays (14): with fewer, every fault evicts a page it needs.
     if args.quick:
-        mib, ratios, grid, iterations = 128, [1.0, 0.25], (65, 65, 129), "3"
-        workloads = ["rmw", "rand4k", "triad"]
+        mib, ratios, grid, iterations, ceiling_mib = 128, [1.0, 0.25], (129, 129, 257), "3", 64
+        workloads = ["rmw", "rand4k", "copy", "triad", "sparse"]
     else:
-        mib, ratios, grid, iterations = 2048, [1.0, 0.5, 0.25, 0.125], (193, 193, 385), "10"
-        workloads = ["seqread", "seqwrite", "rmw", "rand4k", "gups", "triad"]
+        mib, ratios, grid, iterations, ceiling_mib = 2048, [1.0, 0.5, 0.25, 0.125], (193, 193, 385), "10", 512
+        workloads = ["seqread", "seqwrite", "rmw", "rand4k", "gups", "copy", "triad", "sparse"]
     bin_dir = build(grid)
-    page = args.page
+    page_env = {"DLM_PAGE_SIZE": args.page} if args.page else {}
     data_bytes = mib << 20
     himeno_c_bytes = 14 * 4 * grid[0] * grid[1] * grid[2]
     swap = Swap()
@@ -192,49 +235,57 @@ def main():
         print(f"{name}: {label}", file=sys.stderr)
         samples.setdefault(name, {}).setdefault(label, []).append(run(*how, **options))
 
-    page_bytes = {"K": 1 << 10, "M": 1 << 20}.get(page[-1].upper(), 1) * int(page.rstrip("KkMm"))
     started = time.time()
     try:
         for name, cmd, nbytes in jobs:
             for _ in range(args.rounds):
                 measure(name, "native", cmd(True))
                 for ratio in ratios:
-                    # All local: the budget holds every page, with room for each of up to 14
-                    # allocations to round up to whole DLM pages.
-                    budget = int(nbytes * ratio) + (16 << 20 if ratio >= 1 else 0)
-                    measure(name, f"dlm{ratio * 100:g}", cmd(False), {"DLM_LOCAL_MEM": str(budget), "DLM_PAGE_SIZE": page})
+                    # All local: a budget the data cannot fill whatever the page size (each of
+                    # up to 14 allocations rounds up to whole DLM pages, and the runtime keeps
+                    # some pages of its budget for itself).
+                    budget = 2 * nbytes if ratio >= 1 else int(nbytes * ratio)
+                    measure(name, f"dlm{ratio * 100:g}", cmd(False), {"DLM_LOCAL_MEM": str(budget), **page_env})
                     if swap.ready and ratio in (0.5, 0.25):
                         swap.limit(budget + (16 << 20))
                         measure(name, f"swap{ratio * 100:g}", cmd(True), cgroup=True, timeout=900)
-                if name == "rand4k":
-                    measure(name, "dlm25-4k", cmd(False), {"DLM_LOCAL_MEM": str(data_bytes // 4), "DLM_PAGE_SIZE": "4K"})
+        page_bytes = page_in_effect(samples)
         for _ in range(args.rounds):
-            measure("ceilings", "uffd", [DLMBENCH, "uffd", str(min(mib, 1024)), str(page_bytes)])
-            measure("ceilings", "mpi", ["mpirun", "-np", "2", DLMBENCH, "mpi", str(page_bytes)], MPI_ENV)
+            measure("ceilings", "physical", [bin_dir / "ceilings", str(ceiling_mib)])
+            if page_bytes:
+                page = size_text(page_bytes)
+                measure("ceilings", f"uffd {page}", [DLMBENCH, "uffd", str(min(mib, 1024)), str(page_bytes)])
+                measure("ceilings", f"mpi {page}", ["mpirun", "-np", "2", DLMBENCH, "mpi", str(page_bytes)], MPI_ENV)
+            if page_bytes != HUGE_PAGE:
+                measure("ceilings", "mpi 2M", ["mpirun", "-np", "2", DLMBENCH, "mpi", str(HUGE_PAGE)], MPI_ENV)
     finally:
         swap.tear_down()
+    mismatches = checksum_mismatches(samples)
     results = {name: {label: median(runs) for label, runs in row.items()} for name, row in samples.items()}
     ceilings = results.pop("ceilings")
 
     report = {
-        "command": "python3 bench/run.py" + (" --quick" if args.quick else "") + (f" --page {page}" if page != "256K" else "")
+        "command": "python3 bench/run.py" + (" --quick" if args.quick else "") + (f" --page {args.page}" if args.page else "")
         + (f" --rounds {args.rounds}" if args.rounds != 1 else ""),
         "rounds": args.rounds,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": round(time.time() - started),
         "data_mib": mib,
-        "page": page,
+        "page": size_text(page_bytes) if page_bytes else "unknown (no DLM run reported it)",
         "swap": "zram + memory cgroup" if swap.ready else f"skipped: {swap.reason or 'quick mode'}",
         "results": {w: {c: v for c, v in row.items()} for w, row in results.items()},
         "ceilings": ceilings,
+        "checksum_mismatches": mismatches,
     }
-    report["targets"] = targets(report, page_bytes)
+    report["targets"] = targets(report)
     (out / "results.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     table = render(report)
     (out / "results.md").write_text(table)
     print(table)
     plot(report, out)
+    if mismatches:
+        sys.exit("checksums differ from native:\n  " + "\n  ".join(mismatches))
 
 
 def value(report, workload, config, key=None):
@@ -249,30 +300,33 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def targets(report, page_bytes):
-    """The performance issue's targets, each with the measured value (None: not measured)."""
+def ceiling(report, label, key):
+    return ((report["ceilings"].get(label) or {}).get(key) or (None,))[0]
+
+
+def targets(report):
+    """The performance issue's targets (#11), each with the measured value (None: not measured)."""
     v = lambda *a: value(report, *a)
-    uffd = (report["ceilings"].get("uffd") or {}).get("uffd", (None,))[0]
-    mpi = (report["ceilings"].get("mpi") or {}).get("mpi", (None,))[0]
-    ceiling = 1 / (1 / uffd + 1 / mpi) if uffd and mpi else None
+    all_local = [ratio(v(w, "dlm100"), v(w, "native")) for w in ("rmw", "himeno-c")]
     rows = [
-        ("stencil (C, dlmcc) at 25 % local, DLM / native", ">= 0.80", ratio(v("himeno-c", "dlm25"), v("himeno-c", "native")), 0.80),
-        ("stencil (C, dlmcc) at 50 % local, DLM / native", ">= 0.90", ratio(v("himeno-c", "dlm50"), v("himeno-c", "native")), 0.90),
-        ("sequential sweep (rmw) at 50 % local, DLM / kernel swap", ">= 10", ratio(v("rmw", "dlm50"), v("rmw", "swap50")), 10),
-        ("random 4 KiB at 25 % local, DLM / kernel swap", ">= 2", ratio(v("rand4k", "dlm25"), v("rand4k", "swap25")), 2),
-        ("same, DLM with 4 KiB pages (DLM_PAGE_SIZE=4K)", ">= 2", ratio(v("rand4k", "dlm25-4k"), v("rand4k", "swap25")), 2),
-        ("sweep (rmw) at 25 % local / userfaultfd + MPI ceiling", ">= 0.9", ratio(v("rmw", "dlm25"), ceiling), 0.9),
-        ("all data local (rmw), DLM / native", ">= 0.98", ratio(v("rmw", "dlm100"), v("rmw", "native")), 0.98),
-        ("all data local (stencil C), DLM / native", ">= 0.98", ratio(v("himeno-c", "dlm100"), v("himeno-c", "native")), 0.98),
+        ("C stencil (dlmcc, himeno-c) at 25 % local / native", ">=", 0.80,
+         ratio(v("himeno-c", "dlm25"), v("himeno-c", "native"))),
+        ("same at 50 % local", ">=", 0.90, ratio(v("himeno-c", "dlm50"), v("himeno-c", "native"))),
+        ("STREAM triad at 25 % local / native", ">=", 0.50, ratio(v("triad", "dlm25"), v("triad", "native"))),
+        ("random 4 KiB touches (rand4k) at 25 % local, default settings / kernel swap at 25 %", ">=", 2,
+         ratio(v("rand4k", "dlm25"), v("rand4k", "swap25"))),
+        ("sparse at 25 % local / kernel swap at 25 %", ">=", 1, ratio(v("sparse", "dlm25"), v("sparse", "swap25"))),
+        ("sequential rmw at 50 % local / kernel swap at 50 %", ">=", 10, ratio(v("rmw", "dlm50"), v("rmw", "swap50"))),
+        ("paging throughput (rmw at 25 %) / transport ceiling (copy_between_processes)", ">=", 0.8,
+         ratio(v("rmw", "dlm25"), ceiling(report, "physical", "copy_between_processes"))),
+        ("all data local (rmw and himeno-c) / native, the lower of the two", ">=", 0.98,
+         min(all_local) if None not in all_local else None),
+        ("random remote 4 KiB fault median latency (µs, default settings, 25 % local)", "<=", 15,
+         v("rand4k", "dlm25", "rand4k_median_latency")),
     ]
-    out = [{"target": t, "goal": g, "measured": m, "met": (m >= thr) if m is not None else None} for t, g, m, thr in rows]
-    latency = v("rand4k", "dlm25-4k", "rand4k_median_latency")
-    out.append({"target": "random 4 KiB remote fault, median latency (µs, 4 KiB pages, 25 % local)", "goal": "<= 20",
-                "measured": latency, "met": latency <= 20 if latency is not None else None})
-    meta = 16 / page_bytes * 100
-    out.append({"target": f"pager metadata, % of DLM memory (16 bytes per {report['page']} page)", "goal": "<= 0.1",
-                "measured": meta, "met": meta <= 0.1})
-    return out
+    met = {">=": lambda m, goal: m >= goal, "<=": lambda m, goal: m <= goal}
+    return [{"target": t, "goal": f"{op} {goal:g}", "measured": m, "met": met[op](m, goal) if m is not None else None}
+            for t, op, goal, m in rows]
 
 
 def fmt(x):
@@ -302,7 +356,10 @@ def render(report):
             r = ratio(x, native) if c != "native" else None
             cells.append(fmt(x) + (f" ({r:.3f}×)" if r is not None else ""))
         lines.append(f"| {w} ({unit}) | " + " | ".join(cells) + " |")
-    lines += ["", "Ceilings: " + ", ".join(f"{k} {fmt(val)} {u}" for c in report["ceilings"].values() if c for k, (val, u) in c.items()), ""]
+    lines += ["", "Ceilings: " + "; ".join(f"{label}: " + ", ".join(f"{k} {fmt(val)} {u}" for k, (val, u) in c.items())
+                                          for label, c in report["ceilings"].items() if c), ""]
+    if report["checksum_mismatches"]:
+        lines += ["Checksums differ from native: " + "; ".join(report["checksum_mismatches"]), ""]
     lines += ["| target | goal | measured | met |", "|---|---|---|---|"]
     for t in report["targets"]:
         met = {True: "yes", False: "no", None: "not measured"}[t["met"]]
@@ -321,7 +378,7 @@ def plot(report, out):
     fig, ax = plt.subplots(figsize=(8, 5))
     for w, row in report["results"].items():
         native = value(report, w, "native")
-        points = sorted((float(c[3:]), ratio(value(report, w, c), native)) for c in row if c.startswith("dlm") and not c.endswith("k"))
+        points = sorted((float(c[3:]), ratio(value(report, w, c), native)) for c in row if c.startswith("dlm"))
         points = [(x, y) for x, y in points if y is not None]
         if points:
             line, = ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=f"{w} DLM")
@@ -344,8 +401,8 @@ def plot(report, out):
     bars = [("native rmw", value(report, "rmw", "native"))]
     bars += [(f"DLM rmw {c[3:]}%", value(report, "rmw", c)) for c in report["results"].get("rmw", {}) if c.startswith("dlm")]
     bars += [(f"swap rmw {c[4:]}%", value(report, "rmw", c)) for c in report["results"].get("rmw", {}) if c.startswith("swap")]
-    for c in report["ceilings"].values():
-        bars += [(f"ceiling: {name}", x) for name, (x, unit) in (c or {}).items() if unit == "GB/s"]
+    for label, c in report["ceilings"].items():
+        bars += [(f"ceiling ({label}): {name}", x) for name, (x, unit) in (c or {}).items() if unit == "GB/s"]
     bars = [(n, x) for n, x in bars if x is not None]
     ax.barh([n for n, _ in bars], [x for _, x in bars])
     ax.set_xscale("log")
