@@ -3,6 +3,7 @@
 
 mod attributes;
 mod bad_input;
+mod cluster;
 mod dlmcc;
 mod exits;
 mod kernel_io;
