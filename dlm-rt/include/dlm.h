@@ -25,6 +25,7 @@ struct dlm_stats {
     uint64_t server_capacity_bytes; /* what the servers may hold together */
     double wait_seconds;            /* time threads waited for the pager */
     uint64_t pages_moved;           /* pages moved into place (UFFDIO_MOVE), not copied */
+    uint64_t blocks_fetched;        /* isolated faults that fetched only the system page touched */
 };
 
 /* Starts DLM. Call it first in main with main's arguments (or NULLs). Under mpirun, ranks other
@@ -38,6 +39,19 @@ void *dlm_alloc(size_t size);
 
 /* Frees memory from dlm_alloc (NULL is ignored). */
 void dlm_free(void *ptr);
+
+/* How a range of DLM memory will be used, for dlm_advise. By default the pager guesses: a fault
+ * that continues a sequential stream brings whole pages and fetches ahead, an isolated fault
+ * brings only the 4 KiB it touched. */
+#define DLM_ADVICE_NORMAL 0     /* back to the pager's guesses */
+#define DLM_ADVICE_SEQUENTIAL 1 /* read in order: whole pages, fetched ahead */
+#define DLM_ADVICE_RANDOM 2     /* touched at random: only what is touched, nothing ahead */
+#define DLM_ADVICE_WILLNEED 3   /* needed soon: start fetching it now */
+#define DLM_ADVICE_DONTNEED 4   /* not needed for a while: evict it now (its data is kept) */
+
+/* Tells the pager how [addr, addr+len) of DLM memory (from dlm_alloc or an array dlmcc moved)
+ * will be used. Returns 0, or -1 with a message on stderr. */
+int dlm_advise(void *addr, size_t len, int advice);
 
 /* Stops DLM and its memory servers. Runs by itself at exit if not called. */
 void dlm_shutdown(void);

@@ -1,5 +1,6 @@
 //! The C ABI declared in `include/dlm.h`.
 
+use crate::pager::Advice;
 use crate::runtime::{self, ReleaseError};
 use crate::stats::Stats;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -70,6 +71,31 @@ pub unsafe extern "C" fn dlm_free(ptr: *mut c_void) {
         Err(ReleaseError::NotStarted) => {
             eprintln!("dlm_free: DLM is not running (call dlm_startup first)");
             std::process::abort();
+        }
+    }
+}
+
+/// Tells the pager how `[addr, addr+len)` of DLM memory will be used (`DLM_ADVICE_*` in
+/// `dlm.h`); returns 0, or -1 with a message on stderr (not DLM memory, unknown advice, DLM not
+/// running).
+#[no_mangle]
+pub extern "C" fn dlm_advise(addr: *mut c_void, len: usize, advice: c_int) -> c_int {
+    let advice = match advice {
+        0 => Advice::Normal,
+        1 => Advice::Sequential,
+        2 => Advice::Random,
+        3 => Advice::WillNeed,
+        4 => Advice::DontNeed,
+        other => {
+            eprintln!("dlm_advise: unknown advice {other}; use one of the DLM_ADVICE_* values of dlm.h");
+            return -1;
+        }
+    };
+    match runtime::advise(addr as usize, len, advice) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("dlm_advise: {e}");
+            -1
         }
     }
 }

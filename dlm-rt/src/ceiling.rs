@@ -33,14 +33,14 @@ pub fn userfaultfd_sweep(bytes: usize, page: usize, allow_moves: bool) -> io::Re
                 unsafe {
                     if index > 0 {
                         let previous = at.sub(page);
-                        match staging.move_out(&uffd, previous, page) {
+                        match staging.move_out(&uffd, previous, 0, page) {
                             Some(slot) => staging.release(slot, true),
                             None => discard(previous, page),
                         }
                     }
                     let slot = staging.take().expect("two slots, one held at a time");
                     std::ptr::write_bytes(staging.ptr(slot), 1, page);
-                    staging.install(&uffd, slot, at, page, false);
+                    staging.install(&uffd, slot, (0, page), at, false);
                 }
                 served += 1;
             }

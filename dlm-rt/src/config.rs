@@ -7,11 +7,16 @@ use crate::size::{parse_size, Bytes, SizeError};
 use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 
-/// The DLM page size when `DLM_PAGE_SIZE` is not set.
-pub const DEFAULT_PAGE_SIZE: usize = 256 << 10;
+/// The DLM page sizes tried, largest first, when `DLM_PAGE_SIZE` is not set: a transparent
+/// huge page where the kernel gives them (moved whole, docs/DESIGN.md), else 256 KiB.
+const DEFAULT_PAGE_SIZES: [usize; 3] = [crate::sys::HUGE_PAGE, 256 << 10, 64 << 10];
+
+/// The default page is the largest that the local budget holds this many times: a loop that
+/// walks more arrays than there are resident pages would fault on every access.
+const MIN_PAGES_IN_BUDGET: u64 = 64;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 8] = [
+const ENV_VARS: [&str; 9] = [
     "DLM_MEMFILE",
     "DLM_LOCAL_MEM",
     "DLM_SERVER_MEM",
@@ -20,6 +25,7 @@ const ENV_VARS: [&str; 8] = [
     "DLM_STATS_JSON",
     "DLM_SPAWN_TIMEOUT",
     "DLM_MOVE_PAGES",
+    "DLM_TEST_PAGER_PANIC",
 ];
 
 /// How long spawned memory servers may take to start when `DLM_SPAWN_TIMEOUT` is not set.
@@ -45,6 +51,9 @@ pub struct Config {
     pub spawn_timeout: u64,
     /// Move pages into and out of place where the kernel can (`UFFDIO_MOVE`), else copy them.
     pub move_pages: bool,
+    /// Test only: the pager thread panics at this fault (`DLM_TEST_PAGER_PANIC`), to check that
+    /// a panic there ends the process instead of unwinding.
+    pub pager_panic_at: Option<u64>,
 }
 
 /// Why the options were rejected.
@@ -54,6 +63,8 @@ pub enum ConfigError {
     BadSize { name: &'static str, value: String, source: SizeError },
     #[error("{name}={value}: expected a whole number of seconds")]
     BadSeconds { name: &'static str, value: String },
+    #[error("{name}={value}: expected a whole number")]
+    BadCount { name: &'static str, value: String },
     #[error("{name}={value}: expected 0 or 1")]
     BadFlag { name: &'static str, value: String },
     #[error("unknown environment variable {name}; DLM reads {}", ENV_VARS.join(", "))]
@@ -133,6 +144,7 @@ where
     let mut memfile_path = cli.memfile;
     let mut spawn_timeout = cli.spawn_timeout;
     let mut move_pages = !cli.copy_pages;
+    let mut pager_panic_at = None;
     for (name, value) in env {
         let Some(known) = ENV_VARS.iter().find(|k| **k == name) else {
             if name.starts_with("DLM_") {
@@ -160,12 +172,17 @@ where
                     value.parse().map_err(|_| ConfigError::BadSeconds { name: known, value: value.clone() })?;
                 spawn_timeout = spawn_timeout.or(Some(seconds));
             }
+            "DLM_TEST_PAGER_PANIC" => {
+                let fault = value.parse().map_err(|_| ConfigError::BadCount { name: known, value: value.clone() })?;
+                pager_panic_at = Some(fault);
+            }
             _ => unreachable!("every name in ENV_VARS is handled"),
         }
     }
 
     let system = crate::sys::system_page_size();
-    let page_size = page_size.unwrap_or(DEFAULT_PAGE_SIZE as u64);
+    let memfile = memfile_path.map(|p| Memfile::load(&p)).transpose()?;
+    let page_size = page_size.unwrap_or_else(|| default_page_size(local_budget, memfile.as_ref(), system));
     if page_size == 0 || page_size % system as u64 != 0 || page_size > 1 << 30 {
         return Err(ConfigError::PageSize { page_size, system });
     }
@@ -175,13 +192,34 @@ where
             return Err(ConfigError::BudgetTooSmall { budget, page_size });
         }
     }
-    let memfile = memfile_path.map(|p| Memfile::load(&p)).transpose()?;
     if let Some(mf) = &memfile {
         mf.check_page_size(page_size)?;
     }
     let spawn_timeout = spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT);
-    let config = Config { local_budget, server_mem, page_size, memfile, stats, stats_json, spawn_timeout, move_pages };
+    let config = Config {
+        local_budget,
+        server_mem,
+        page_size,
+        memfile,
+        stats,
+        stats_json,
+        spawn_timeout,
+        move_pages,
+        pager_panic_at,
+    };
     Ok((config, split))
+}
+
+/// The largest default page that the budget holds [`MIN_PAGES_IN_BUDGET`] times and every
+/// memfile server can hold; huge pages only where the kernel gives them.
+fn default_page_size(budget: Option<u64>, memfile: Option<&Memfile>, system: usize) -> u64 {
+    let huge = crate::sys::huge_pages_available();
+    let fits = |page: usize| {
+        budget.is_none_or(|b| b >= MIN_PAGES_IN_BUDGET * page as u64)
+            && memfile.is_none_or(|mf| mf.check_page_size(page).is_ok())
+            && (huge || page != crate::sys::HUGE_PAGE)
+    };
+    DEFAULT_PAGE_SIZES.into_iter().find(|&page| fits(page)).unwrap_or(system) as u64
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub enum Error {
          set them with DLM_* environment variables instead (see --help)"
     )]
     LateOptions,
+    #[error("{addr:#x} is not DLM memory: advice applies to memory from dlm_alloc, DlmBox or a DLM array")]
+    NotDlmMemory { addr: usize },
     #[error("cannot reserve {} of address space for DLM memory: {source}", Bytes(*bytes))]
     Reserve { bytes: u64, source: std::io::Error },
 }

@@ -41,8 +41,12 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
   from the memfile). It then hands the DLM range to the `pager` thread.
 - `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity).
 - `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl.
-- The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_shutdown`, `dlm_get_stats`) lives in
-  `capi` and `include/dlm.h`; `boxed`, `vec` and `statics` are the Rust API.
+- The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_advise`, `dlm_shutdown`,
+  `dlm_get_stats`) lives in `capi` and `include/dlm.h`; `boxed`, `vec` and `statics` are the
+  Rust API, with [`advise`].
+- `staging` holds the pager's staging slots (pages received and moved through them), `stats`
+  the counters, `error` the typed errors, `ceiling` the benchmark's raw fault-path ceiling, and
+  `rewritten` the hooks that code rewritten by dlmcc calls.
 */
 
 mod boxed;
@@ -71,6 +75,7 @@ pub use config::ConfigError;
 pub use dlm_macros::{dlm, main};
 pub use error::Error;
 pub use memfile::MemfileError;
+pub use pager::Advice;
 pub use size::SizeError;
 pub use statics::{DlmReadGuard, DlmStatic, DlmWriteGuard};
 pub use stats::Stats;
@@ -110,6 +115,12 @@ pub fn start() -> Result<Dlm, Error> {
 /// Like [`start`], but prints the error and exits (status 2; 0 for `-- --help`) on bad options.
 pub fn start_or_exit() -> Dlm {
     start().unwrap_or_else(|e| runtime::exit_with(&e))
+}
+
+/// Tells the pager how `data`, DLM memory, will be used (see [`Advice`]); an error if DLM is not
+/// running or `data` is not DLM memory.
+pub fn advise<T>(data: &[T], advice: Advice) -> Result<(), Error> {
+    runtime::advise(data.as_ptr() as usize, size_of_val(data), advice)
 }
 
 impl Dlm {

@@ -5,7 +5,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::error::Error;
 use crate::heap::Heap;
 use crate::memfile::ServerLine;
-use crate::pager::{self, Command, Limits, Mailbox, Pager};
+use crate::pager::{self, Advice, Command, Limits, Mailbox, Pager};
 use crate::staging::Staging;
 use crate::stats::{Counters, Stats};
 use crate::sys::{self, FaultFd, Mapping};
@@ -202,8 +202,12 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     }
     // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.
     let range = ((budget + capacity) * 2).next_multiple_of(page);
-    let region =
-        Mapping::reserve(range as usize).map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
+    let region = if config.page_size.is_multiple_of(sys::HUGE_PAGE) {
+        Mapping::reserve_huge(range as usize)
+    } else {
+        Mapping::reserve(range as usize)
+    };
+    let region = region.map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     sys::explain_dlm_faults_after_fork(&region);
@@ -213,8 +217,15 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
     let servers = job.servers() as u64;
-    let limits = Limits { page_size: config.page_size, max_resident: (budget / page) as usize, capacities: slots };
-    let staging = Staging::new(pager::STAGING_SLOTS, config.page_size, &uffd, config.move_pages)
+    // The staging slots come on top of the budget (docs/DESIGN.md says how much).
+    let staging_slots = pager::staging_slots((budget / page) as usize);
+    let limits = Limits {
+        page_size: config.page_size,
+        resident_budget: budget as usize,
+        capacities: slots,
+        panic_at: config.pager_panic_at,
+    };
+    let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages)
         .map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
     let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
@@ -281,6 +292,16 @@ pub fn block_len(ptr: *const u8) -> Option<usize> {
     let guard = state();
     let State::Running(rt) = &*guard else { return None };
     rt.heap.block_len((ptr as usize).checked_sub(rt.region.base() as usize)?)
+}
+
+/// Passes `advice` about `[start, start+len)` of DLM memory to the pager.
+pub fn advise(start: usize, len: usize, advice: Advice) -> Result<(), Error> {
+    let guard = state();
+    let State::Running(rt) = &*guard else { return Err(Error::NotStarted) };
+    if len == 0 {
+        return Ok(());
+    }
+    rt.mailbox.call(Command::Advise { start, len, advice }).map_err(|_| Error::NotDlmMemory { addr: start })
 }
 
 /// The DLM page size, if DLM is running.

@@ -31,12 +31,12 @@ pub fn serve(universe: Universe, job: Job) -> ! {
         Ok(store) => store,
         Err(e) => sys::fatal(&format!("memory server on {} cannot reserve its capacity: {e}", hello.host)),
     };
-    let slots = setup.capacity / page as u64;
-    let range = |slot: u64, count: u64| -> (usize, usize) {
-        if slot.checked_add(count).is_none_or(|end| end > slots) {
-            sys::fatal(&format!("request for slots {slot}..+{count} beyond this server's {slots} slots"));
+    let capacity = setup.capacity;
+    let range = |at: u64, len: u64| -> (usize, usize) {
+        if at.checked_add(len).is_none_or(|end| end > capacity) {
+            sys::fatal(&format!("request for bytes {at}..+{len} beyond this server's capacity of {capacity}"));
         }
-        (slot as usize * page, count as usize * page)
+        (at as usize, len as usize)
     };
     sys::tighten_timer_slack();
     let mut last_request = Instant::now();
@@ -53,20 +53,20 @@ pub fn serve(universe: Universe, job: Job) -> ! {
             continue;
         };
         match request {
-            Request::Put { slot, count } => {
-                let (offset, len) = range(slot, count);
+            Request::Put { at, len } => {
+                let (offset, len) = range(at, len);
                 // SAFETY: [offset, offset+len) lies inside the store, which only this loop touches.
                 let into = unsafe { std::slice::from_raw_parts_mut(store.base().add(offset), len) };
                 job.receive_page_data(into);
             }
-            Request::Get { slot, count } => {
-                let (offset, len) = range(slot, count);
+            Request::Get { at, len } => {
+                let (offset, len) = range(at, len);
                 // SAFETY: as above.
                 let from = unsafe { std::slice::from_raw_parts(store.base().add(offset), len) };
                 job.send_page_data(from);
             }
-            Request::Free { slot, count } => {
-                let (offset, len) = range(slot, count);
+            Request::Free { at, len } => {
+                let (offset, len) = range(at, len);
                 store.discard(offset, len);
             }
             Request::Shutdown => break,

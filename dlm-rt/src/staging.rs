@@ -7,7 +7,7 @@
 //! `MADV_DONTNEED` cost (docs/PERFORMANCE.md has the measurement). Without `UFFDIO_MOVE`, or if
 //! the kernel refuses a move, the slots are plain buffers and pages are copied in.
 
-use crate::sys::{FaultFd, Mapping};
+use crate::sys::{FaultFd, Mapping, HUGE_PAGE};
 use std::io;
 
 /// Smaller pages are copied: a move costs a TLB shootdown per 4 KiB page, which outweighs the
@@ -48,24 +48,49 @@ pub struct Staging {
     empty: Vec<Slot>,
     /// Whether pages are moved in and out (else copied in and dropped).
     moves: bool,
+    /// Whether each slot is one transparent huge page (pages of a multiple of 2 MiB).
+    huge: bool,
 }
 
 impl Staging {
     /// `count` slots of `page_size`; pages are moved if `allow_moves`, the pages are large
     /// enough and the kernel can.
     pub fn new(count: usize, page_size: usize, uffd: &FaultFd, allow_moves: bool) -> io::Result<Self> {
-        let slots = Mapping::reserve(count * page_size)?;
+        // Slots of whole huge pages hold one transparent huge page each, moved as one PMD.
+        let huge = page_size.is_multiple_of(HUGE_PAGE);
+        let slots = if huge { Mapping::reserve_huge(count * page_size)? } else { Mapping::reserve(count * page_size)? };
         // A fork would share the slots' pages with the child, and shared pages cannot be moved.
         slots.exclude_from_fork()?;
         let moves =
             allow_moves && page_size >= MIN_MOVED_PAGE && uffd.can_move() && uffd.register_staging(&slots).is_ok();
         let empty = (0..count as u32).rev().map(Slot).collect();
-        Ok(Staging { slots, page_size, filled: Vec::with_capacity(count), empty, moves })
+        Ok(Staging { slots, page_size, filled: Vec::with_capacity(count), empty, moves, huge: huge && moves })
     }
 
     pub fn ptr(&self, slot: Slot) -> *mut u8 {
         // SAFETY: a slot's offset lies inside the mapping.
         unsafe { self.slots.base().add(slot.0 as usize * self.page_size) }
+    }
+
+    /// Whether slots hold transparent huge pages that are moved whole. Then only pages that are
+    /// one huge page should be moved out (a page of 4 KiB pieces would fill a slot with them).
+    pub fn huge(&self) -> bool {
+        self.huge
+    }
+
+    /// A free slot to fill with zeros and move into place: any free slot where slots are huge
+    /// pages (a fresh one becomes one on its first touch), else one whose pages are allocated.
+    pub fn take_for_zeros(&mut self) -> Option<Slot> {
+        if self.huge {
+            self.take()
+        } else {
+            self.take_filled()
+        }
+    }
+
+    /// How many slots are free.
+    pub fn free(&self) -> usize {
+        self.filled.len() + self.empty.len()
     }
 
     /// A free slot to receive a page into, one with allocated pages if there is one.
@@ -92,18 +117,24 @@ impl Staging {
         }
     }
 
-    /// Moves the resident page at `page` (`len` bytes) into a free slot, which the caller then
-    /// holds; `None` if pages are not moved or no slot is free (the caller drops the page).
+    /// Moves the resident page at `page` (`len` bytes) into a free slot at `offset` (where a
+    /// short page lies in a whole one), which the caller then holds; `None` if pages are not
+    /// moved or no slot is free (the caller drops the page).
     ///
     /// # Safety
     /// `page` must be a resident DLM page that nobody may read at its address any more.
-    pub unsafe fn move_out(&mut self, uffd: &FaultFd, page: *mut u8, len: usize) -> Option<Slot> {
+    pub unsafe fn move_out(&mut self, uffd: &FaultFd, page: *mut u8, offset: usize, len: usize) -> Option<Slot> {
         if !self.moves {
             return None;
         }
-        let slot = self.empty.pop()?;
+        let slot = self.empty.pop().or_else(|| {
+            let slot = self.filled.pop()?;
+            // SAFETY: the slot is free, so its old contents are nobody's.
+            unsafe { crate::sys::discard(self.ptr(slot), self.page_size) };
+            Some(slot)
+        })?;
         // SAFETY: the slot is empty and ours; the caller gives up the page.
-        match unsafe { uffd.move_pages(page, self.ptr(slot), len, false) } {
+        match unsafe { uffd.move_pages(page, self.ptr(slot).add(offset), len, false) } {
             Ok(()) => Some(slot),
             Err(_) => {
                 self.empty.push(slot);
@@ -113,22 +144,23 @@ impl Staging {
         }
     }
 
-    /// Puts the page data held in `slot` at the missing DLM page `page` (`len` bytes) and
-    /// wakes the threads waiting on it, releasing the slot. With `write_protect` the page is
-    /// mapped write-protected.
+    /// Puts the page data held in `slot` at `offset` at the missing DLM page `page` (`len`
+    /// bytes) and wakes the threads waiting on it, releasing the slot. With `write_protect` the
+    /// page is mapped write-protected.
     ///
     /// # Safety
-    /// `slot` must be held by the caller with all of its first `len` bytes written; `page` must
+    /// `slot` must be held by the caller with its `len` bytes at `offset` written; `page` must
     /// be a DLM page.
     pub unsafe fn install(
         &mut self,
         uffd: &FaultFd,
         slot: Slot,
+        (offset, len): (usize, usize),
         page: *mut u8,
-        len: usize,
         write_protect: bool,
     ) -> Placement {
-        let data = self.ptr(slot);
+        // SAFETY: offset + len lies inside the slot.
+        let data = unsafe { self.ptr(slot).add(offset) };
         if self.moves {
             // SAFETY: the slot's pages are ours and written; the page lies in a registered range.
             match unsafe { uffd.move_pages(data, page, len, !write_protect) } {
@@ -139,7 +171,10 @@ impl Staging {
                     }
                     if len < self.page_size {
                         // SAFETY: the rest of the slot is ours and unused.
-                        unsafe { crate::sys::discard(data.add(len), self.page_size - len) };
+                        unsafe {
+                            crate::sys::discard(self.ptr(slot), offset);
+                            crate::sys::discard(data.add(len), self.page_size - offset - len);
+                        }
                     }
                     self.empty.push(slot);
                     return Placement::Moved;

@@ -15,6 +15,7 @@ pub struct Counters {
     pub peak_resident_bytes: AtomicU64,
     pub wait_nanos: AtomicU64,
     pub pages_moved: AtomicU64,
+    pub blocks_fetched: AtomicU64,
 }
 
 impl Counters {
@@ -49,6 +50,8 @@ pub struct Stats {
     pub wait_seconds: f64,
     /// Pages moved into place (`UFFDIO_MOVE`) rather than copied.
     pub pages_moved: u64,
+    /// Isolated faults served by fetching only the system page touched, not its whole DLM page.
+    pub blocks_fetched: u64,
 }
 
 impl Stats {
@@ -67,16 +70,18 @@ impl Stats {
             server_capacity_bytes: capacity,
             wait_seconds: counters.wait_nanos.load(Relaxed) as f64 * 1e-9,
             pages_moved: counters.pages_moved.load(Relaxed),
+            blocks_fetched: counters.blocks_fetched.load(Relaxed),
         }
     }
 
     /// The summary printed on stderr with `DLM_STATS=1`.
     pub fn summary(&self) -> String {
         format!(
-            "dlm: {} faults ({} zero-filled), fetched {}, wrote back {}, evicted {} pages of {}\n\
+            "dlm: {} faults ({} zero-filled, {} single blocks), fetched {}, wrote back {}, evicted {} pages of {}\n\
              dlm: peak resident {} of a {} local budget; {} memory server(s) with {}; waited {:.3} s for the pager\n",
             self.faults,
             self.zero_fills,
+            self.blocks_fetched,
             Bytes(self.bytes_fetched),
             Bytes(self.bytes_written_back),
             self.pages_evicted,
@@ -95,7 +100,7 @@ impl Stats {
             "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
              \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
              \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}, \
-             \"pages_moved\": {}}}\n",
+             \"pages_moved\": {}, \"blocks_fetched\": {}}}\n",
             self.faults,
             self.zero_fills,
             self.bytes_fetched,
@@ -109,6 +114,7 @@ impl Stats {
             self.server_capacity_bytes,
             self.wait_seconds,
             self.pages_moved,
+            self.blocks_fetched,
         )
     }
 }

@@ -55,13 +55,34 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above; the type itself only hands out addresses.
 unsafe impl Sync for Mapping {}
 
+/// The size of a transparent huge page (a PMD) on x86-64 and most 64-bit kernels.
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Whether the kernel gives transparent huge pages to ranges advised `MADV_HUGEPAGE`.
+pub fn huge_pages_available() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
+}
+
 impl Mapping {
+    /// A private anonymous mapping of `len` bytes that never uses transparent huge pages.
     pub fn reserve(len: usize) -> io::Result<Self> {
+        Self::reserve_with(len, false)
+    }
+
+    /// A private anonymous mapping of `len` bytes, [`HUGE_PAGE`]-aligned, advised to use
+    /// transparent huge pages, so that a 2 MiB-aligned DLM page can be a PMD moved whole.
+    pub fn reserve_huge(len: usize) -> io::Result<Self> {
+        Self::reserve_with(len, true)
+    }
+
+    fn reserve_with(len: usize, huge: bool) -> io::Result<Self> {
+        let slack = if huge { HUGE_PAGE } else { 0 };
         // SAFETY: a fresh anonymous mapping at a kernel-chosen address aliases nothing.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                len + slack,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -71,11 +92,23 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: [ptr, ptr+len) is the mapping just created. Huge pages would make a DLM page
-        // partly resident when the kernel splits or collapses them; the advice only fails on
+        let start = (ptr as usize).next_multiple_of(slack.max(1));
+        // SAFETY: the head and tail cut off lie inside the mapping just created and are unused.
+        unsafe {
+            if start > ptr as usize {
+                libc::munmap(ptr, start - ptr as usize);
+            }
+            let end = start + len;
+            let tail = ptr as usize + len + slack - end;
+            if tail > 0 {
+                libc::munmap(end as *mut libc::c_void, tail);
+            }
+        }
+        // SAFETY: [start, start+len) is the mapping just created. Without huge pages a small
+        // DLM page could be split out of a huge one by the kernel; the advice only fails on
         // kernels without THP, where nothing needs to be done.
-        unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
-        Ok(Mapping { base: NonNull::new(ptr.cast()).expect("mmap never returns NULL"), len })
+        unsafe { libc::madvise(start as *mut libc::c_void, len, huge_advice(huge)) };
+        Ok(Mapping { base: NonNull::new(start as *mut u8).expect("mmap never returns NULL"), len })
     }
 
     pub fn base(&self) -> *mut u8 {
@@ -125,7 +158,8 @@ pub unsafe fn discard(start: *mut u8, len: usize) {
 /// # Safety
 /// The range must be page-aligned, lie inside one static object, and nothing may touch it until
 /// it has been registered with the pager's userfaultfd.
-pub unsafe fn adopt_range(start: *mut u8, len: usize, keep_contents: bool) -> io::Result<Option<Mapping>> {
+/// With `huge`, the new pages may be transparent huge pages (see [`Mapping::reserve_huge`]).
+pub unsafe fn adopt_range(start: *mut u8, len: usize, keep_contents: bool, huge: bool) -> io::Result<Option<Mapping>> {
     let stash = if keep_contents {
         let stash = Mapping::reserve(len)?;
         // SAFETY: both ranges are page-aligned and `len` long; the destination is our own
@@ -162,12 +196,20 @@ pub unsafe fn adopt_range(start: *mut u8, len: usize, keep_contents: bool) -> io
     }
     // SAFETY: the range is the mapping just made; see Mapping::reserve and exclude_from_fork.
     unsafe {
-        libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE);
+        libc::madvise(ptr, len, huge_advice(huge));
         if libc::madvise(ptr, len, libc::MADV_DONTFORK) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
     Ok(stash)
+}
+
+fn huge_advice(huge: bool) -> libc::c_int {
+    if huge {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    }
 }
 
 impl Drop for Mapping {
@@ -196,7 +238,7 @@ pub struct FaultFd {
 }
 
 /// `UFFD_FEATURE_MOVE` and `UFFDIO_MOVE` (Linux 6.8), which the userfaultfd crates predate.
-const UFFD_FEATURE_MOVE: u64 = 1 << 10;
+const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
 /// `_IOWR(0xAA, 0x05, struct uffdio_move)`.
 const UFFDIO_MOVE: libc::c_ulong = 0xC000_0000 | ((size_of::<UffdioMove>() as libc::c_ulong) << 16) | 0xAA05;

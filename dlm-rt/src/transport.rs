@@ -20,15 +20,17 @@ const TAG_HELLO: i32 = 13;
 const TAG_SETUP: i32 = 14;
 const TAG_BYE: i32 = 15;
 
-/// What the compute process asks of a memory server. Slots are in units of the DLM page.
+/// What the compute process asks of a memory server. `at` and `len` are bytes of the server's
+/// store: a whole DLM page is one slot, and a part of it (a block fetched on its own) is a
+/// range inside its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
-    /// Store `count` pages at `slot`; the data follows on [`TAG_DATA`].
-    Put { slot: u64, count: u64 },
-    /// Send back `count` pages from `slot` on [`TAG_DATA`].
-    Get { slot: u64, count: u64 },
-    /// Forget `count` pages at `slot` and give their memory back to the host.
-    Free { slot: u64, count: u64 },
+    /// Store `len` bytes at `at`; the data follows on [`TAG_DATA`].
+    Put { at: u64, len: u64 },
+    /// Send back `len` bytes from `at` on [`TAG_DATA`].
+    Get { at: u64, len: u64 },
+    /// Forget `len` bytes at `at` and give their memory back to the host.
+    Free { at: u64, len: u64 },
     /// Answer on `TAG_BYE` and exit.
     Shutdown,
 }
@@ -38,18 +40,18 @@ type Header = [u64; 3];
 impl Request {
     fn encode(self) -> Header {
         match self {
-            Request::Put { slot, count } => [1, slot, count],
-            Request::Get { slot, count } => [2, slot, count],
-            Request::Free { slot, count } => [3, slot, count],
+            Request::Put { at, len } => [1, at, len],
+            Request::Get { at, len } => [2, at, len],
+            Request::Free { at, len } => [3, at, len],
             Request::Shutdown => [4, 0, 0],
         }
     }
 
     fn decode(h: Header) -> Option<Self> {
         match h[0] {
-            1 => Some(Request::Put { slot: h[1], count: h[2] }),
-            2 => Some(Request::Get { slot: h[1], count: h[2] }),
-            3 => Some(Request::Free { slot: h[1], count: h[2] }),
+            1 => Some(Request::Put { at: h[1], len: h[2] }),
+            2 => Some(Request::Get { at: h[1], len: h[2] }),
+            3 => Some(Request::Free { at: h[1], len: h[2] }),
             4 => Some(Request::Shutdown),
             _ => None,
         }
@@ -145,20 +147,20 @@ impl Job {
         }
     }
 
-    /// Sends a [`Request::Get`] and starts receiving its page data into `into` without waiting.
-    /// Replies come in the order of the requests, so every Get's receive is posted with it.
-    /// `len` must be the whole slot (the page size): a server always sends a whole slot.
+    /// Sends a [`Request::Get`] of `len` bytes at `at` and starts receiving them into `into`
+    /// without waiting. Replies come in the order of the requests, so every Get's receive is
+    /// posted with it.
     ///
     /// # Safety
     /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
-    pub unsafe fn start_get(&self, server: usize, slot: u64, into: *mut u8, len: usize) -> Transfer {
+    pub unsafe fn start_get(&self, server: usize, at: u64, into: *mut u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         let transfer = unsafe {
             self.post(server, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         };
-        self.send(server, Request::Get { slot, count: 1 });
+        self.send(server, Request::Get { at, len: len as u64 });
         transfer
     }
 

@@ -228,12 +228,13 @@ fn main() {
     drop(shared_block);
     let stats = dlm.stats();
     println!(
-        "torture ok: {} operations, {} allocations refused at capacity, {} bytes verified, {} pages evicted, {} bytes written back, {} pages moved",
+        "torture ok: {} operations, {} allocations refused at capacity, {} bytes verified, {} pages evicted, {} bytes written back, {} pages moved, {} blocks fetched",
         counts.ops.load(Relaxed),
         counts.refused.load(Relaxed),
         counts.verified.load(Relaxed),
         stats.pages_evicted,
         stats.bytes_written_back,
-        stats.pages_moved
+        stats.pages_moved,
+        stats.blocks_fetched
     );
 }

@@ -92,3 +92,59 @@ fn rust_vec_grows_past_the_budget() {
     out.assert_success();
     assert!(out.stdout.contains("vec: 12582912 elements, 0 mismatches"), "{}", out.stdout);
 }
+
+/// Whether the kernel gives transparent huge pages to ranges that ask for them.
+fn huge_pages_available() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
+}
+
+#[test]
+fn default_pages_are_huge_pages_moved_whole_and_stay_huge() {
+    let _heavy = one_at_a_time();
+    if !huge_pages_available() || !kernel_moves_pages() {
+        eprintln!("skipped: this kernel has no transparent huge pages or no UFFDIO_MOVE");
+        return;
+    }
+    let probe = rust_example("rust_probe");
+    // 512 MiB through 128 MiB (huge pages are the default from this budget): every page is
+    // evicted and fetched back at least once.
+    let out = run(Command::new(probe).args(["huge", "512"]).env("DLM_LOCAL_MEM", "128M"), LIMIT);
+    out.assert_success();
+    let fields = out.field("huge:");
+    let number = |key: &str| -> u64 {
+        let value = fields.split(' ').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {key} in {fields}"))
+    };
+    assert_eq!(number("mismatches"), 0, "{fields}");
+    assert_eq!(number("page_size"), 2 << 20, "the default page is a huge page: {fields}");
+    assert!(number("evicted") > 100 && number("moved") > 100, "{fields}");
+    // The resident DLM pages are transparent huge pages (besides them, only the staging
+    // slots can be), so they were moved in and out whole, never split.
+    assert!(number("anon_huge_kib") >= number("resident_kib"), "resident DLM pages are not huge pages: {fields}");
+}
+
+#[test]
+fn fetch_granularity_follows_the_access() {
+    let _heavy = one_at_a_time();
+    let probe = rust_example("rust_probe");
+    let out = run(
+        Command::new(probe).args(["granularity", "256"]).env("DLM_LOCAL_MEM", "64M").env("DLM_PAGE_SIZE", "2M"),
+        LIMIT,
+    );
+    out.assert_success();
+    assert_eq!(out.field("granularity:"), "0 mismatches");
+    let phase = |name: &str| -> Vec<u64> {
+        out.field(name).split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect()
+    };
+    let (sweep, random) = (phase("sweep:"), phase("random:"));
+    let page = 2u64 << 20;
+    // The sweep brings whole pages: about one fault per page and at most a couple of blocks.
+    assert!(sweep[0] <= 256 * (1 << 20) / page + 8, "sweep faults: {sweep:?}");
+    assert!(sweep[1] <= 4, "sweep fetched single blocks: {sweep:?}");
+    // 20 000 random 8-byte reads over 256 MiB, three quarters not resident: each miss brings
+    // a 4 KiB block, not a 2 MiB page (a page with 16 blocks fetched comes whole, which
+    // happens to few of the 128 pages here).
+    assert!(random[1] > 10_000, "random reads did not fetch single blocks: {random:?}");
+    assert!(random[2] < 20_000 * 4096 + 16 * page, "random reads fetched {} bytes", random[2]);
+}

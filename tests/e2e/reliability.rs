@@ -14,16 +14,25 @@ fn torture_against_a_shadow_copy() {
     // (page size, local budget, threads, operations per thread, DLM_MOVE_PAGES): small budgets,
     // several page sizes, one and several threads, pages moved into place (from 64 KiB, where
     // the kernel can) and copied; servers small enough that some allocations are refused.
+    // Huge pages (2 MiB, the default for budgets of 128 MiB and more) with blocks fetched
+    // alone on isolated faults, with budgets of 8 and 12 pages; and the default page at 16 MiB.
     for (page, budget, threads, ops, moves) in [
         ("4K", "2M", "1", "2500", "1"),
         ("64K", "4M", "4", "1500", "1"),
         ("256K", "8M", "2", "1500", "1"),
         ("64K", "4M", "2", "1500", "0"),
+        ("", "16M", "2", "1500", "1"),
+        ("2M", "16M", "2", "1500", "1"),
+        ("2M", "24M", "4", "1500", "1"),
+        ("2M", "16M", "2", "1000", "0"),
     ] {
+        let mut torture = Command::new(&exe);
+        if !page.is_empty() {
+            torture.env("DLM_PAGE_SIZE", page);
+        }
         let out = run(
-            Command::new(&exe)
+            torture
                 .args(["--ops", ops, "--threads", threads, "--seed", "2024"])
-                .env("DLM_PAGE_SIZE", page)
                 .env("DLM_LOCAL_MEM", budget)
                 .env("DLM_SERVER_MEM", "32M")
                 .env("DLM_MOVE_PAGES", moves),
@@ -34,8 +43,41 @@ fn torture_against_a_shadow_copy() {
         assert!(out.stdout.contains("torture ok: ") && !out.stdout.contains(" 0 pages evicted"), "{}", out.stdout);
         let moved = page != "4K" && moves == "1" && kernel_moves_pages();
         assert_eq!(!out.stdout.contains(" 0 pages moved"), moved, "{}", out.stdout);
+        if page.is_empty() || page == "2M" {
+            assert!(!out.stdout.contains(" 0 blocks fetched"), "no isolated fault fetched a block: {}", out.stdout);
+        }
     }
 }
+
+#[test]
+fn a_panic_on_the_pager_thread_ends_the_process_before_any_wrong_read() {
+    let _heavy = one_at_a_time();
+    let probe = rust_example("rust_probe");
+    // The pager panics (test-only injection) at its 300th fault, in the middle of writing and
+    // reading back 256 MiB through 32 MiB. Unwinding would close the userfaultfd and the
+    // program would read zero pages where it wrote data: it must die first, with the message.
+    let out = run(
+        Command::new(&probe).args(["verify", "256"]).env("DLM_LOCAL_MEM", "32M").env("DLM_TEST_PAGER_PANIC", "300"),
+        LIMIT,
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(SIGABRT), "{:?}\n{}\n{}", out.status, out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("dlm: fatal: the pager thread panicked at")
+            && out.stderr.contains("injected for a test at fault 300"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("verify:"), "the program went on after the pager died: {}", out.stdout);
+    assert_no_survivors(&probe);
+    // The same run without the injection completes and reads back every element.
+    let clean = run(Command::new(&probe).args(["verify", "256"]).env("DLM_LOCAL_MEM", "32M"), LIMIT);
+    clean.assert_success();
+    assert_eq!(clean.field("verify:"), "0 mismatches");
+}
+
+/// SIGABRT's number on Linux.
+const SIGABRT: i32 = 6;
 
 /// The job must end within a few seconds of what was done to it.
 fn ends_soon(child: std::process::Child) -> (std::process::ExitStatus, String) {
