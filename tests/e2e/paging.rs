@@ -143,8 +143,8 @@ fn fetch_granularity_follows_the_access() {
     assert!(sweep[0] <= 256 * (1 << 20) / page + 8, "sweep faults: {sweep:?}");
     assert!(sweep[1] <= 4, "sweep fetched single blocks: {sweep:?}");
     // 20 000 random 8-byte reads over 256 MiB, three quarters not resident: each miss brings
-    // a 4 KiB block, not a 2 MiB page (a page with 16 blocks fetched comes whole, which
-    // happens to few of the 128 pages here).
+    // a 4 KiB block, not a 2 MiB page (a page that happens to look densely used comes whole:
+    // a few of the 128). Whole pages for every miss would be over 20 GB.
     assert!(random[1] > 10_000, "random reads did not fetch single blocks: {random:?}");
-    assert!(random[2] < 20_000 * 4096 + 16 * page, "random reads fetched {} bytes", random[2]);
+    assert!(random[2] < 20_000 * 4096 + 64 * page, "random reads fetched {} bytes", random[2]);
 }
