@@ -1,0 +1,255 @@
+//! Making room: eviction in FIFO order, sending dirty data home (pre-cleaning, write-back from
+//! staging slots without waiting), server slots for pages that have none, and MPI progress.
+
+use super::page::{Home, State};
+use super::{Pager, Span, CLEAN_AHEAD};
+use crate::stats::Counters;
+use crate::sys::{self, fatal};
+use crate::transport::{Request, Transfer};
+
+impl Pager {
+    /// Makes room for `bytes` more resident bytes, evicting pages in FIFO order but `keep`,
+    /// and passing over dirty pages without a home while no server slot can be found for them.
+    pub(super) fn make_room(&mut self, bytes: usize, keep: usize) {
+        let mut passed = 0;
+        while self.resident_bytes + bytes > self.resident_budget {
+            let Some(victim) = self.resident.pop_front() else { break };
+            let victim = victim as usize;
+            if victim == keep || !self.can_evict(victim) {
+                self.resident.push_back(victim as u32);
+                passed += 1;
+                if passed > self.resident.len() {
+                    fatal("no resident DLM page can be evicted: the memory servers are full");
+                }
+                continue;
+            }
+            self.evict(victim);
+        }
+    }
+
+    /// Whether `bytes` more fit, or some resident page but `keep` can be evicted to make room.
+    pub(super) fn room_without_donor(&self, bytes: usize, keep: usize) -> bool {
+        self.resident_bytes + bytes <= self.resident_budget
+            || self.resident.iter().any(|&i| i as usize != keep && self.can_evict(i as usize))
+    }
+
+    /// Whether evicting `index` now is possible: it needs a server slot only if it is dirty
+    /// and has none.
+    pub(super) fn can_evict(&self, index: usize) -> bool {
+        let page = self.pages[index];
+        page.home().is_some()
+            || page.state == State::Clean
+            || self.pools.iter().any(|p| p.has_free())
+            || self.donor_in_staging.is_some_and(|i| i != index)
+            || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
+    }
+
+    /// Whether page `index` can give its server slot away (its data stays local, dirty).
+    pub(super) fn can_donate(&self, index: usize) -> bool {
+        let page = self.pages[index];
+        page.home().is_some() && matches!(page.state, State::Clean | State::Dirty)
+    }
+
+    pub(super) fn evict(&mut self, index: usize) {
+        let span = self.span(index);
+        let bytes = match self.pages[index].state {
+            State::Partial => self.evict_blocks(index, span),
+            State::Cleaning | State::Clean | State::Dirty => {
+                if self.pages[index].state == State::Cleaning {
+                    self.finish_cleanings(|i| i == index);
+                }
+                self.evict_whole(index, span);
+                span.len
+            }
+            state => fatal(&format!("DLM page {index} queued as resident while {state:?}")),
+        };
+        let page = &mut self.pages[index];
+        page.state = State::Absent;
+        page.write_hint = page.written;
+        self.resident_bytes -= bytes;
+        Counters::add(&self.counters.pages_evicted, 1);
+        self.counters.set_resident(self.resident_bytes as u64);
+    }
+
+    /// Evicts a wholly resident page: moved out and sent from a slot without waiting, or sent
+    /// from where it is (write-protected) and dropped.
+    pub(super) fn evict_whole(&mut self, index: usize, span: Span) {
+        let page = self.pages[index];
+        let dirty = page.state == State::Dirty;
+        let movable = !self.staging.huge() || page.huge;
+        if movable && self.staging.free() == 0 {
+            // Make a slot free so the page can be moved out rather than sent in place.
+            let slot = self.free_slot();
+            self.staging.release(slot, true);
+        }
+        // SAFETY: the page is resident and leaves the DLM range here.
+        let moved_out =
+            movable.then(|| unsafe { self.staging.move_out(&self.uffd, span.ptr(), span.offset, span.len) });
+        match moved_out.flatten() {
+            Some(slot) if dirty => {
+                // SAFETY: moved out of the program's reach, the slot cannot change until released.
+                let send = unsafe { self.start_put(index, self.staging.ptr(slot).add(span.offset), span.len) };
+                self.outgoing.push_back((slot, send));
+            }
+            Some(slot) => self.staging.release(slot, true),
+            None => {
+                if dirty {
+                    // Writers now block until the page has been sent and dropped.
+                    let mut send = self.send_home(index);
+                    self.job.finish(&mut send);
+                }
+                // SAFETY: the page is DLM memory whose data is now on its server (or never written).
+                unsafe { sys::discard(span.ptr(), span.len) };
+            }
+        }
+    }
+
+    /// Evicts a partial page: its written blocks go home (write-protected while sent), then
+    /// its blocks are dropped. Returns the bytes it held.
+    pub(super) fn evict_blocks(&mut self, index: usize, span: Span) -> usize {
+        let blocks = self.partial.remove(&(index as u32)).expect("partial pages have blocks");
+        let frame = span.start - span.offset;
+        let home = self.pages[index].home().expect("partial pages have a home");
+        let mut sends = Vec::new();
+        for (first, count) in blocks.dirty_runs(self.page_size / self.block) {
+            let (at, len) = (frame + first * self.block, count * self.block);
+            self.uffd.protect(at as *mut u8, len);
+            self.job.send(
+                home.server as usize,
+                Request::Put { at: self.home_address(home) + (at - frame) as u64, len: len as u64 },
+            );
+            // SAFETY: write-protected, the blocks stay unchanged until the send is finished.
+            sends.push(unsafe { self.job.start_send_data(home.server as usize, at as *const u8, len) });
+            Counters::add(&self.counters.bytes_written_back, len as u64);
+        }
+        for send in &mut sends {
+            self.job.finish(send);
+        }
+        // SAFETY: the blocks' data is on the server now; the page is DLM memory.
+        unsafe { sys::discard(span.ptr(), span.len) };
+        blocks.count * self.block
+    }
+
+    /// Write-protects a dirty page and starts sending it home; it is clean once the send
+    /// finishes.
+    pub(super) fn send_home(&mut self, index: usize) -> Transfer {
+        let span = self.span(index);
+        self.uffd.protect(span.ptr(), span.len);
+        // SAFETY: the page is write-protected and stays mapped until the send is finished
+        // (eviction and writers' faults finish it first), so its bytes are stable.
+        unsafe { self.start_put(index, span.ptr(), span.len) }
+    }
+
+    /// Starts sending page `index`'s data, `len` bytes at `data`, to its home (given one now
+    /// if it has none).
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay unchanged until the send is finished.
+    pub(super) unsafe fn start_put(&mut self, index: usize, data: *const u8, len: usize) -> Transfer {
+        let home = match self.pages[index].home() {
+            Some(home) => home,
+            None => self.assign_home(index),
+        };
+        let at = self.home_address(home) + self.span(index).offset as u64;
+        self.job.send(home.server as usize, Request::Put { at, len: len as u64 });
+        // SAFETY: the caller keeps the data stable until the send is finished.
+        let send = unsafe { self.job.start_send_data(home.server as usize, data, len) };
+        self.pages[index].set_home(Some(home));
+        Counters::add(&self.counters.bytes_written_back, len as u64);
+        send
+    }
+
+    /// Sends the next dirty pages in eviction order home ahead of time.
+    pub(super) fn clean_ahead(&mut self) {
+        for position in 0..CLEAN_AHEAD.min(self.resident.len().saturating_sub(1)) {
+            let index = self.resident[position] as usize;
+            if self.pages[index].state != State::Dirty || !self.can_evict(index) {
+                continue;
+            }
+            let send = self.send_home(index);
+            self.pages[index].state = State::Cleaning;
+            self.cleanings.push_back((index as u32, send));
+        }
+    }
+
+    /// Completes, without waiting, the transfers that have finished: cleaned pages become
+    /// clean, slots of sent pages become free.
+    pub(super) fn reap_transfers(&mut self) {
+        while let Some((index, send)) = self.cleanings.front_mut() {
+            if !self.job.finished(send) {
+                break;
+            }
+            self.pages[*index as usize].state = State::Clean;
+            self.cleanings.pop_front();
+        }
+        while let Some((slot, send)) = self.outgoing.front_mut() {
+            if !self.job.finished(send) {
+                break;
+            }
+            self.staging.release(*slot, true);
+            self.outgoing.pop_front();
+        }
+    }
+
+    /// Whether data is on its way (so MPI must be kept progressing).
+    pub(super) fn in_flight(&self) -> bool {
+        !self.outgoing.is_empty() || !self.cleanings.is_empty() || self.read_aheads.iter().any(|a| !a.arrived)
+    }
+
+    /// Lets MPI move the data of transfers in flight while no fault waits.
+    pub(super) fn progress(&mut self) {
+        self.reap_transfers();
+        let job = &self.job;
+        if let Some(ahead) = self.read_aheads.iter_mut().find(|a| !a.arrived) {
+            ahead.arrived = job.finished(&mut ahead.transfer);
+        }
+    }
+
+    /// Waits for every transfer in flight (before shutdown).
+    pub(super) fn drain_transfers(&mut self) {
+        self.finish_cleanings(|_| true);
+        self.drop_read_aheads(|_, _| true);
+        while let Some((slot, mut send)) = self.outgoing.pop_front() {
+            self.job.finish(&mut send);
+            self.staging.release(slot, true);
+        }
+    }
+
+    /// Waits for the sends of the pages `which` selects.
+    pub(super) fn finish_cleanings(&mut self, which: impl Fn(usize) -> bool) {
+        let (job, pages) = (&self.job, &mut self.pages);
+        self.cleanings.retain_mut(|(index, send)| {
+            if !which(*index as usize) {
+                return true;
+            }
+            job.finish(send);
+            pages[*index as usize].state = State::Clean;
+            false
+        });
+    }
+
+    /// Finds a server slot for `index`: a free one, striping across servers, or else one taken
+    /// over from a wholly resident page.
+    pub(super) fn assign_home(&mut self, index: usize) -> Home {
+        let servers = self.pools.len();
+        for step in 0..servers {
+            let server = (self.next_server + step) % servers;
+            if let Some(slot) = self.pools[server].take() {
+                self.next_server = (server + 1) % servers;
+                return Home { server: server as u16, slot };
+            }
+        }
+        let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));
+        let donor = donor.or(self.donor_in_staging.filter(|&i| i != index && self.pages[i].home().is_some()));
+        let Some(donor) = donor else {
+            fatal("the memory servers are full although the allocation limit was respected");
+        };
+        let page = &mut self.pages[donor];
+        let home = page.home().expect("donor has a home");
+        page.set_home(None);
+        if page.state == State::Clean {
+            page.state = State::Dirty;
+        }
+        home
+    }
+}
