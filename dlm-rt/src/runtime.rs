@@ -187,7 +187,7 @@ fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
 
 fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
     let hellos = job.gather_hellos();
-    job.watch_local_servers(&hellos);
+    job.watch_servers(&hellos);
     let capacities = capacities(&config, &hellos, spawned);
     let page = config.page_size as u64;
     let budget = config.local_budget.unwrap_or_else(|| sys::available_memory().unwrap_or(1 << 30) / 4);

@@ -11,6 +11,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::Threading;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// The compute process's rank in the job communicator.
 pub const COMPUTE_RANK: i32 = 0;
@@ -90,6 +91,8 @@ pub struct Job {
     pub comm: SimpleCommunicator,
     /// Compute side: the servers on this host, each with a pidfd that turns readable if it exits.
     watched: Vec<Watched>,
+    /// Compute side: each server's host, to name it when it stops answering.
+    hosts: Vec<String>,
     /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
     /// servers disconnect from their parent when they finalize.
     spawned: Option<mpi::ffi::MPI_Comm>,
@@ -112,9 +115,17 @@ impl Drop for Job {
     }
 }
 
-/// A page-data transfer in flight ([`Job::start_send_data`], [`Job::start_receive_data`]); it
-/// must be finished before its buffer is changed or read.
-pub struct Transfer(mpi::ffi::MPI_Request);
+/// A page-data transfer in flight ([`Job::start_send_data`], [`Job::start_get`]) with one
+/// server; it must be finished before its buffer is changed or read.
+pub struct Transfer {
+    request: mpi::ffi::MPI_Request,
+    server: usize,
+}
+
+/// How long a transfer may wait without an answer before the server counts as unreachable: a
+/// cut link or a hung host never answers, and MPI would wait forever. A 2 MiB page behind a
+/// full pipeline of them takes well under a second even on a 1 Gbit/s link.
+const UNANSWERED_LIMIT: Duration = Duration::from_secs(5);
 
 // SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
 unsafe impl Send for Transfer {}
@@ -180,7 +191,7 @@ impl Job {
         // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI sets it.
         let mut request = unsafe { std::mem::zeroed() };
         start(count, u8::equivalent_datatype().as_raw(), server as i32 + 1, self.comm.as_raw(), &mut request);
-        Transfer(request)
+        Transfer { request, server }
     }
 
     /// Whether the transfer has finished (its buffer may then be used).
@@ -188,23 +199,49 @@ impl Job {
         let mut done = 0;
         let mut status = std::mem::MaybeUninit::uninit();
         // SAFETY: the request is live until MPI_Test reports it done (MPI then frees it).
-        unsafe { mpi::ffi::MPI_Test(&mut transfer.0, &mut done, status.as_mut_ptr()) };
+        unsafe { mpi::ffi::MPI_Test(&mut transfer.request, &mut done, status.as_mut_ptr()) };
         done != 0
     }
 
-    /// Waits until the transfer has finished, giving up if the server at the other end has exited.
+    /// Waits until the transfer has finished; ends the program with a message naming the server
+    /// if it has exited or does not answer within [`UNANSWERED_LIMIT`].
     pub fn finish(&self, transfer: &mut Transfer) {
+        self.wait_for(transfer.server, || self.finished(transfer));
+    }
+
+    /// Polls `done` until it says true, checking `server` as [`Job::finish`] does.
+    fn wait_for(&self, server: usize, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
         let mut polls = 0u32;
-        while !self.finished(transfer) {
+        while !done() {
             polls += 1;
             if polls.is_multiple_of(4096) {
                 self.check_servers();
+                if started.elapsed() > UNANSWERED_LIMIT {
+                    self.unreachable(server);
+                }
             }
         }
     }
 
-    /// Starts watching the servers that run on this host (the compute process's side).
-    pub fn watch_local_servers(&mut self, hellos: &[Hello]) {
+    fn unreachable(&self, server: usize) -> ! {
+        let host = self.hosts.get(server).map_or("an unknown host", String::as_str);
+        crate::sys::exit_now(
+            1,
+            &format!(
+                "memory server {} of {} on {host} has not answered for {} s: the host or the network link to it is down; \
+                 the DLM pages it holds cannot be reached, so the program cannot go on",
+                server + 1,
+                self.servers(),
+                UNANSWERED_LIMIT.as_secs()
+            ),
+        )
+    }
+
+    /// Remembers every server's host and starts watching the servers that run on this host
+    /// (the compute process's side).
+    pub fn watch_servers(&mut self, hellos: &[Hello]) {
+        self.hosts = hellos.iter().map(|h| h.host.clone()).collect();
         let local = crate::sys::hostname();
         for (server, hello) in hellos.iter().enumerate().filter(|(_, h)| h.host == local) {
             if let Ok(exited) = crate::sys::watch_process(hello.pid) {
@@ -241,14 +278,25 @@ impl Job {
         }
     }
 
-    /// Asks every server to exit and waits until each has answered.
+    /// Asks every server to exit and waits until each has answered (see [`Job::finish`] for a
+    /// server that does not).
     pub fn shut_down_servers(&self) {
         for server in 0..self.servers() {
             self.send(server, Request::Shutdown);
         }
         for server in 0..self.servers() {
             let mut ack = [0u64; 1];
-            self.comm.process_at_rank(server as i32 + 1).receive_into_with_tag(&mut ack[..], TAG_BYE);
+            let from = self.comm.process_at_rank(server as i32 + 1);
+            mpi::request::scope(|scope| {
+                let mut pending = Some(from.immediate_receive_into_with_tag(scope, &mut ack[..], TAG_BYE));
+                self.wait_for(server, || match pending.take().map(|p| p.test()) {
+                    Some(Ok(_)) | None => true,
+                    Some(Err(request)) => {
+                        pending = Some(request);
+                        false
+                    }
+                });
+            });
         }
     }
 
@@ -347,7 +395,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
     };
     if parent != null {
         let comm = merge(parent, true);
-        return (universe, Launch::SpawnedServer(Job { comm, watched: Vec::new(), spawned: None }));
+        return (universe, Launch::SpawnedServer(Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned: None }));
     }
     let world = universe.world();
     if world.size() == 1 {
@@ -359,7 +407,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
         mpi::ffi::MPI_Comm_dup(world.as_raw(), &mut dup);
         SimpleCommunicator::from_raw(dup)
     };
-    let job = Job { comm, watched: Vec::new(), spawned: None };
+    let job = Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned: None };
     if job.comm.rank() == COMPUTE_RANK {
         (universe, Launch::MpirunCompute(job))
     } else {
@@ -417,7 +465,7 @@ pub fn spawn_servers(hosts: &[String], args: &[String]) -> Result<Job, String> {
     if rc != 0 {
         return Err(format!("MPI_Comm_spawn of {n} memory server(s) on {} failed (MPI error {rc})", hosts.join(", ")));
     }
-    Ok(Job { comm: merge(intercomm, false), watched: Vec::new(), spawned: Some(intercomm) })
+    Ok(Job { comm: merge(intercomm, false), watched: Vec::new(), hosts: Vec::new(), spawned: Some(intercomm) })
 }
 
 /// Merges the spawn intercommunicator so that the compute process is rank 0 and the servers
