@@ -130,11 +130,12 @@ up() {
         ip -n "$ns" link set eth0 up
         if [ -n "$rate" ]; then
             # Egress on each end: the root side shapes traffic to the host, the host's side
-            # traffic from it. htb picks its own burst for the rate (tbf would need one).
+            # traffic from it. htb picks its own burst for the rate (tbf would need one); the quantum
+            # only matters between classes (there is one) and is set to keep tc from warning.
             tc qdisc add dev "$link" root handle 1: htb default 1
-            tc class add dev "$link" parent 1: classid 1:1 htb rate "$rate"
+            tc class add dev "$link" parent 1: classid 1:1 htb rate "$rate" quantum 60000
             tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 1
-            tc -n "$ns" class add dev eth0 parent 1: classid 1:1 htb rate "$rate"
+            tc -n "$ns" class add dev eth0 parent 1: classid 1:1 htb rate "$rate" quantum 60000
         fi
         mkdir -p "/etc/netns/$ns"
         {
@@ -160,6 +161,9 @@ up() {
 # Open MPI reaches the hosts through the agent instead of ssh (mpirun --host and MPI_Comm_spawn):
 export OMPI_MCA_plm_rsh_agent=$AGENT
 export OMPI_MCA_plm_rsh_no_tree_spawn=1
+# Every emulated host has this machine's cores: mpirun's default binding would pin a rank on
+# each host to the same core (a remote server paged 40 times slower so).
+export OMPI_MCA_hwloc_base_binding_policy=none
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # e.g. a memfile with the line "${PREFIX}1 1G", or: mpirun --host $local_name,${PREFIX}1 ./prog
 # remove it with: $SCRIPTS/cluster.sh down

@@ -85,10 +85,12 @@ impl Cluster {
         cluster
     }
 
-    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent.
+    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent, and
+    /// binds no rank to a core (the hosts share this machine's cores).
     fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         cmd.env("OMPI_MCA_plm_rsh_agent", script("cluster-agent"))
             .env("OMPI_MCA_plm_rsh_no_tree_spawn", "1")
+            .env("OMPI_MCA_hwloc_base_binding_policy", "none")
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     }
@@ -370,13 +372,14 @@ fn standalone_with_three_remote_servers_on_shaped_links() {
     skip_without_a_cluster!();
     let cluster = Cluster::up(3, Some("1gbit"));
     let dir = tempfile::tempdir().unwrap();
-    // 15 MiB in all: the 12 MiB or more that do not fit the budget need all three servers.
-    let memfile = memfile(dir.path(), "dlmh1 5M\ndlmh2 5M\ndlmh3 5M\n");
+    // 17.25 MiB in all: the 12 MiB or more that do not fit the budget need all three servers,
+    // and with the budget they hold the 20 MiB bigsweep has allocated at its peak.
+    let memfile = memfile(dir.path(), "dlmh1 5888K\ndlmh2 5888K\ndlmh3 5888K\n");
     let c = dlmcc(dir.path(), "examples/c/bigarray.c");
     let mut cmd = Command::new(&c);
     cluster.env(cmd.arg(DATA_MIB).env("DLM_MEMFILE", &memfile));
     let stats = check_remote_run(&cluster, &mut cmd, &c, &["dlmh1", "dlmh2", "dlmh3"], dir.path());
-    assert_eq!(stat(&stats, "server_capacity_bytes"), (15u64 << 20) as f64, "{stats}");
+    assert_eq!(stat(&stats, "server_capacity_bytes"), (3 * 5888 * 1024) as f64, "{stats}");
     let rust = private_copy(&rust_example("bigsweep"), dir.path());
     let mut cmd = Command::new(&rust);
     cluster.env(cmd.arg(DATA_MIB).env("DLM_MEMFILE", &memfile));
@@ -566,7 +569,7 @@ fn a_remote_server_killed_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "fails about half the time: the job ends within 2-4 s, but often only with MPI_ERR_INTERN from the program's MPI_Test (MPI_ERRORS_ARE_FATAL), which names no host; dlmh1 appears only when mpirun's own report wins the race"]
+#[ignore = "fails in about 1 run of 3: the job ends within 2-4 s, but the only messages are Open MPI's, and mpirun's report naming dlmh1 often loses the race to the program's MPI_ERR_INTERN abort in MPI_Test or is lost to an ORTE_ERROR_LOG in show_help; DLM itself does not report a lost remote server"]
 fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
