@@ -242,8 +242,7 @@ def main():
                 measure(name, "native", cmd(True))
                 for ratio in ratios:
                     # All local: a budget the data cannot fill whatever the page size (each of
-                    # up to 14 allocations rounds up to whole DLM pages, and the runtime keeps
-                    # some pages of its budget for itself).
+                    # up to 14 allocations rounds up to whole DLM pages).
                     budget = 2 * nbytes if ratio >= 1 else int(nbytes * ratio)
                     measure(name, f"dlm{ratio * 100:g}", cmd(False), {"DLM_LOCAL_MEM": str(budget), **page_env})
                     if swap.ready and ratio in (0.5, 0.25):

@@ -437,6 +437,16 @@ impl Pager {
         self.pages[index].written = true;
     }
 
+    /// Whether a fault on a missing block of partial page `index` brings the rest of the page:
+    /// as advised, or when it continues the previous fault or the page is used densely.
+    fn completes_partial(&self, advice: Advice, index: usize, addr: usize) -> bool {
+        match advice {
+            Advice::Sequential | Advice::WillNeed => true,
+            Advice::Random => false,
+            Advice::Normal | Advice::DontNeed => self.continues_last_fault(addr) || self.is_dense(index),
+        }
+    }
+
     fn block_of(&self, addr: usize) -> usize {
         addr - addr % self.block
     }
@@ -460,7 +470,7 @@ impl Pager {
                 let block = (addr - frame) / self.block;
                 if self.partial[&(index as u32)].is_present(block) {
                     self.uffd.wake(self.block_of(addr) as *mut u8, self.block);
-                } else if advice != Advice::Random && (self.continues_last_fault(addr) || self.is_dense(index)) {
+                } else if self.completes_partial(advice, index, addr) {
                     self.complete_partial(index, write);
                     if let Some(run) = self.streams.observe(index, self.edge(index, addr)) {
                         self.after_sequential_fault(index, run);

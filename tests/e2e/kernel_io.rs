@@ -37,7 +37,7 @@ fn four_threads_faulting_on_shared_pages() {
     let _heavy = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let exe = dlmcc(dir.path(), "tests/c/threads.c");
-    for page in ["256K", "16K"] {
+    for page in ["256K", "16K", "2M"] {
         let out = run(
             Command::new(&exe).arg("64").env("DLM_LOCAL_MEM", "8M").env("DLM_PAGE_SIZE", page).env("DLM_STATS", "1"),
             LIMIT,
@@ -46,4 +46,27 @@ fn four_threads_faulting_on_shared_pages() {
         assert!(out.stdout.contains("threads: 0 mismatches of 8388608"), "{}", out.stdout);
         assert!(out.stderr.contains("wrote back"), "{}", out.stderr);
     }
+}
+
+#[test]
+fn dlm_advise_steers_the_pager_and_keeps_the_data() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/advise.c");
+    let out = run(Command::new(&exe).arg("256").env("DLM_LOCAL_MEM", "128M").env("DLM_PAGE_SIZE", "2M"), LIMIT);
+    out.assert_success();
+    assert_eq!(out.field("advise:"), "0 mismatches");
+    // Don't-need evicts everything (its data is kept: the reads after it are right).
+    assert_eq!(out.field("dontneed:"), "0, resident 0");
+    // Random: every miss brings one 4 KiB block, never a whole page.
+    let random: Vec<u64> =
+        out.field("random:").split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(random[0], 0, "{}", out.stdout);
+    assert!(random[1] > 3000, "few blocks fetched: {}", out.stdout);
+    assert_eq!(random[2], random[1] * 4096, "random advice fetched whole pages: {}", out.stdout);
+    // Sequential: whole pages only.
+    assert_eq!(out.field("sequential:"), "0 0, 0 blocks");
+    assert_eq!(out.field("normal"), "0 unknown -1 not-dlm -1");
+    assert!(out.stderr.contains("dlm_advise: unknown advice 99"), "{}", out.stderr);
+    assert!(out.stderr.contains("is not DLM memory"), "{}", out.stderr);
 }
