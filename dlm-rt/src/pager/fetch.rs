@@ -15,7 +15,8 @@ impl Pager {
     ///
     /// A page's blocks arrive at `count / age` per fault, and a page stays resident for about
     /// as many faults as the budget has blocks (each fault adds a block). If that rate fills at
-    /// least half the page within that lifetime, the working set fits and whole pages pay;
+    /// least three quarters of the page within that lifetime, the working set (nearly) fits and
+    /// whole pages pay;
     /// under random access over more data than the budget (rate × lifetime = the resident
     /// fraction of the page), blocks stay cheaper. The rate is trusted only after 1/32 of the
     /// page's blocks, about what one whole-page fetch costs in block faults (docs/PERFORMANCE.md).
@@ -24,7 +25,7 @@ impl Pager {
         let per_page = self.page_size / self.block;
         let age = (self.faults - blocks.since).max(1) as usize;
         let lifetime = self.resident_budget / self.block;
-        blocks.count >= (per_page / DENSE_FRACTION).max(2) && blocks.count * lifetime >= per_page / 2 * age
+        blocks.count >= (per_page / DENSE_FRACTION).max(2) && 4 * blocks.count * lifetime >= 3 * per_page * age
     }
 
     /// Where in page `index` the fault at `addr` is, for stream detection.
