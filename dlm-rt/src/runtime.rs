@@ -318,7 +318,10 @@ pub fn page_size() -> Option<usize> {
 pub fn adopt_static(start: usize, len: usize, keep_contents: bool) -> Result<(), Error> {
     let mut guard = state();
     let State::Running(rt) = &mut *guard else { return Err(Error::NotStarted) };
-    rt.heap.reserve(len)?;
+    // The pager's pages are aligned in the address space, so an array that starts inside a
+    // page spans one more page than its length alone: charge every page it touches.
+    let page = rt.config.page_size;
+    rt.heap.reserve(start % page + len)?;
     rt.mailbox.call(Command::AddStatic { start, len, keep_contents }).map_err(Error::Adopt)
 }
 

@@ -27,7 +27,9 @@ impl Pager {
         }
     }
 
-    /// Whether `bytes` more fit, or some resident page but `keep` can be evicted to make room.
+    /// Whether `bytes` more fit, or some resident page but `keep` can be evicted to make room
+    /// without `keep` giving its own server slot away (which only a page being installed from a
+    /// staging slot can).
     pub(super) fn room_without_donor(&self, bytes: usize, keep: usize) -> bool {
         self.resident_bytes + bytes <= self.resident_budget
             || self.resident.iter().any(|&i| i as usize != keep && self.can_evict(i as usize))
@@ -40,7 +42,7 @@ impl Pager {
         page.home().is_some()
             || page.state == State::Clean
             || self.pools.iter().any(|p| p.has_free())
-            || self.donor_in_staging.is_some_and(|i| i != index)
+            || self.donor_in_staging.is_some_and(|i| i != index && self.pages[i].home().is_some())
             || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
     }
 

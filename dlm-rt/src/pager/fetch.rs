@@ -256,7 +256,7 @@ impl Pager {
         let page = self.pages[index];
         let home = page.home().expect("blocks are fetched only for pages with a home");
         if page.state != State::Partial {
-            // Evicted while making room, or absent: it starts afresh.
+            // Absent: it becomes partial with this block.
             self.partial.insert(index as u32, Blocks::new(self.page_size / self.block, self.faults));
             self.pages[index].state = State::Partial;
             self.pages[index].written = false;
