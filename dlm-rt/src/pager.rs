@@ -152,6 +152,11 @@ impl Span {
     fn ptr(&self) -> *mut u8 {
         self.start as *mut u8
     }
+
+    /// The address of the whole, aligned page this span lies in.
+    fn frame(&self) -> usize {
+        self.start - self.offset
+    }
 }
 
 /// A page being fetched before its fault.
@@ -425,7 +430,7 @@ impl Pager {
             State::Partial => {
                 let block = self.block_of(addr);
                 let blocks = self.partial.get_mut(&(index as u32)).expect("partial pages have blocks");
-                blocks.mark_dirty((addr - (span.start - span.offset)) / self.block);
+                blocks.mark_dirty((addr - span.frame()) / self.block);
                 self.uffd.unprotect(block as *mut u8, self.block);
             }
             // Evicted while the writer waited: let it retry and take a missing fault.
@@ -460,14 +465,12 @@ impl Pager {
     fn serve_missing_by_state(&mut self, index: usize, addr: usize, write: bool) {
         let page = self.pages[index];
         let advice = self.advice_at(addr);
+        let span = self.span(index);
         match page.state {
             // Another thread's fault on the same page was served first.
-            State::Clean | State::Dirty | State::Cleaning => {
-                self.uffd.wake(self.span(index).ptr(), self.span(index).len)
-            }
+            State::Clean | State::Dirty | State::Cleaning => self.uffd.wake(span.ptr(), span.len),
             State::Partial => {
-                let frame = self.span(index).start - self.span(index).offset;
-                let block = (addr - frame) / self.block;
+                let block = (addr - span.frame()) / self.block;
                 if self.partial[&(index as u32)].is_present(block) {
                     self.uffd.wake(self.block_of(addr) as *mut u8, self.block);
                 } else if self.completes_partial(advice, index, addr) {
@@ -538,6 +541,7 @@ impl Pager {
         }
         match advice {
             Advice::WillNeed => {
+                self.drop_stale_read_aheads();
                 for index in first..=last {
                     if !self.read_ahead(index) {
                         break;

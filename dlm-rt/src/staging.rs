@@ -99,7 +99,7 @@ impl Staging {
     }
 
     /// A free slot whose pages are allocated, if pages are moved and there is one.
-    pub fn take_filled(&mut self) -> Option<Slot> {
+    fn take_filled(&mut self) -> Option<Slot> {
         if self.moves {
             self.filled.pop()
         } else {

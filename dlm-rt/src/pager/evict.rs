@@ -42,8 +42,14 @@ impl Pager {
         page.home().is_some()
             || page.state == State::Clean
             || self.pools.iter().any(|p| p.has_free())
-            || self.donor_in_staging.is_some_and(|i| i != index && self.pages[i].home().is_some())
+            || self.staged_donor(index).is_some()
             || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
+    }
+
+    /// The page being installed from a staging slot, if it still has a server slot to give to
+    /// page `index`.
+    fn staged_donor(&self, index: usize) -> Option<usize> {
+        self.donor_in_staging.filter(|&i| i != index && self.pages[i].home().is_some())
     }
 
     /// Whether page `index` can give its server slot away (its data stays local, dirty).
@@ -110,7 +116,7 @@ impl Pager {
     /// its blocks are dropped. Returns the bytes it held.
     pub(super) fn evict_blocks(&mut self, index: usize, span: Span) -> usize {
         let blocks = self.partial.remove(&(index as u32)).expect("partial pages have blocks");
-        let frame = span.start - span.offset;
+        let frame = span.frame();
         let home = self.pages[index].home().expect("partial pages have a home");
         let mut sends = Vec::new();
         for (first, count) in blocks.dirty_runs(self.page_size / self.block) {
@@ -242,7 +248,7 @@ impl Pager {
             }
         }
         let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));
-        let donor = donor.or(self.donor_in_staging.filter(|&i| i != index && self.pages[i].home().is_some()));
+        let donor = donor.or(self.staged_donor(index));
         let Some(donor) = donor else {
             fatal("the memory servers are full although the allocation limit was respected");
         };

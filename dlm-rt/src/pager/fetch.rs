@@ -54,6 +54,7 @@ impl Pager {
     pub(super) fn after_sequential_fault(&mut self, index: usize, run: Run) {
         let pages = self.segment_pages(index);
         let depth = (READ_AHEAD_BYTES / self.page_size).max(1).min(run.steps as usize - 1);
+        self.drop_stale_read_aheads();
         for step in 1..=depth as isize {
             let Some(next) = index.checked_add_signed(step * run.direction).filter(|n| pages.contains(n)) else {
                 break;
@@ -65,11 +66,10 @@ impl Pager {
     }
 
     /// Starts fetching page `index` whole if it lives on a server and is not local or coming;
-    /// false if no staging slot can be spared.
+    /// false if no staging slot can be spared (callers drop stale read-aheads first).
     pub(super) fn read_ahead(&mut self, index: usize) -> bool {
         let page = self.pages[index];
         let Some(home) = page.home().filter(|_| page.state == State::Absent) else { return true };
-        self.drop_stale_read_aheads();
         if self.staging.free() <= RESERVED_SLOTS {
             return false;
         }
@@ -263,7 +263,7 @@ impl Pager {
             self.resident.push_back(index as u32);
         }
         let block_addr = self.block_of(addr);
-        let in_frame = block_addr - (span.start - span.offset);
+        let in_frame = block_addr - span.frame();
         let at = self.home_address(home) + in_frame as u64;
         // SAFETY: the buffer is a block long and only this transfer uses it until finished.
         let mut transfer =
@@ -287,7 +287,7 @@ impl Pager {
     pub(super) fn complete_partial(&mut self, index: usize, write: bool) {
         let span = self.span(index);
         let blocks = self.partial.remove(&(index as u32)).expect("partial pages have blocks");
-        let frame = span.start - span.offset;
+        let frame = span.frame();
         let end = span.start + span.len;
         let missing: Vec<(usize, usize)> = blocks
             .missing_runs(self.page_size / self.block)
