@@ -4,6 +4,8 @@
 //! ```text
 //! dlmbench WORKLOAD MiB [--native]     # WORKLOAD: seqread seqwrite rmw rand4k gups copy
 //!                                      # triad sparse
+//! dlmbench fetch MiB                   # paging throughput: GB/s of pages fetched while
+//!                                      # the program reads (DLM only)
 //! dlmbench uffd MiB PAGE               # raw fault path per PAGE, no transfer: the pager's
 //!                                      # install + evict (uffd), and copy + drop (uffd_copy)
 //! dlmbench mpi PAGE                    # MPI round trip of PAGE bytes (under mpirun -np 2)
@@ -285,6 +287,25 @@ fn sparse(bytes: usize, memory: Memory) {
     println!("CHECK {check:e}");
 }
 
+/// Paging throughput in the fetch direction: passes that read data which does not fit,
+/// timed with the bytes fetched meanwhile. One untimed pass first, so that no page is written
+/// back during the timed ones (a page written before is fetched writable once).
+fn fetch(dlm: &dlm::Dlm, bytes: usize) {
+    let mut data = Memory::Dlm.zeroed::<u64>(bytes / 8);
+    fill(&mut data);
+    let mut sum = data.iter().fold(0u64, |s, &x| s.wrapping_add(x));
+    let before = dlm.stats();
+    let started = Instant::now();
+    for _ in 0..PASSES {
+        sum = data.iter().fold(sum, |s, &x| s.wrapping_add(x));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::hint::black_box(sum);
+    let after = dlm.stats();
+    report("fetch", (after.bytes_fetched - before.bytes_fetched) as f64 / seconds / 1e9, "GB/s");
+    report("fetch_write_back", (after.bytes_written_back - before.bytes_written_back) as f64 / seconds / 1e9, "GB/s");
+}
+
 /// MPI ceiling: rank 0 sends PAGE bytes to rank 1 and gets PAGE bytes back, as a fetch plus a
 /// write-back do; GB/s of page data moved, and the round-trip time.
 fn mpi_ceiling(page: usize) {
@@ -333,7 +354,11 @@ fn main() {
         _ => {
             let dlm = dlm::start_or_exit();
             let mib: usize = dlm.args().get(2).and_then(|a| a.parse().ok()).unwrap_or_else(|| usage());
-            run(&workload, mib << 20, Memory::Dlm);
+            if workload == "fetch" {
+                fetch(&dlm, mib << 20);
+            } else {
+                run(&workload, mib << 20, Memory::Dlm);
+            }
             // The page size in effect (DLM_PAGE_SIZE or the runtime's default), for bench/run.py.
             report("page_size", dlm.stats().page_size as f64, "B");
         }

@@ -39,7 +39,7 @@ mod streams;
 use crate::staging::{Slot, Staging};
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
-use crate::transport::{Job, Request, Transfer};
+use crate::transport::{Job, Request, Transfer, KEEP_ALIVE};
 use page::{Blocks, Page, State};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -50,7 +50,8 @@ use streams::{Run, Streams};
 /// How many of the next pages to evict are sent home ahead of time.
 const CLEAN_AHEAD: usize = 4;
 
-/// How far a stream fetches ahead, in bytes (at least one page).
+/// How far a stream fetches ahead, in bytes (at least one page) per memory server: pages are
+/// striped over the servers, and each server's link needs enough in flight to stay busy.
 const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// A partial page's use is judged after this fraction of its blocks (see `Pager::is_dense`).
@@ -62,11 +63,12 @@ const STREAM_EDGE: usize = 64 << 10;
 /// Staging slots kept free of read-aheads: a fault's own fetch and evictions need them.
 const RESERVED_SLOTS: usize = 3;
 
-/// How many staging slots the pager uses for a budget of `budget_pages` pages: enough for
-/// read-ahead of several streams, at most an eighth of the budget where the budget allows.
-/// They are memory beyond the budget: a program whose data just fits the budget must not page.
-pub fn staging_slots(budget_pages: usize) -> usize {
-    (budget_pages / 8).clamp(RESERVED_SLOTS + 2, 16)
+/// How many staging slots the pager uses for a budget of `budget_pages` pages and `servers`
+/// memory servers: enough for read-ahead of several streams from every server, at most an
+/// eighth of the budget where the budget allows. They are memory beyond the budget: a
+/// program whose data just fits the budget must not page.
+pub fn staging_slots(budget_pages: usize, servers: usize) -> usize {
+    (budget_pages / 8).clamp(RESERVED_SLOTS + 2, 16 * servers.max(1))
 }
 
 /// What a program declared about a range of DLM memory (`dlm_advise`).
@@ -180,6 +182,12 @@ struct SlotPool {
 impl SlotPool {
     fn has_free(&self) -> bool {
         !self.free.is_empty() || self.next_unused < self.capacity
+    }
+
+    /// Compares how full two pools are for their capacities.
+    fn fill_cmp(&self, other: &SlotPool) -> std::cmp::Ordering {
+        let used = |p: &SlotPool| u64::from(p.next_unused) - p.free.len() as u64;
+        (used(self) * u64::from(other.capacity)).cmp(&(used(other) * u64::from(self.capacity)))
     }
 
     fn take(&mut self) -> Option<u32> {
@@ -301,11 +309,16 @@ impl Pager {
         // Besides faults and commands, wake up when a memory server on this host exits.
         let mut fds = vec![self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd()];
         fds.extend(self.job.watched_fds());
+        let mut last_keep_alive = Instant::now();
         loop {
             // While data is in flight, keep MPI progressing between faults: read-ahead data is
             // copied in by this thread's MPI calls.
-            let timeout = if self.in_flight() { 0 } else { -1 };
+            let timeout = if self.in_flight() { 0 } else { KEEP_ALIVE.as_millis() as i32 };
             let ready = poll_readable(fds.iter().copied(), timeout);
+            if last_keep_alive.elapsed() >= KEEP_ALIVE {
+                self.job.keep_alive();
+                last_keep_alive = Instant::now();
+            }
             if ready == 0 {
                 self.progress();
                 continue;

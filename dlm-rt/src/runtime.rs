@@ -218,7 +218,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
     let servers = job.servers() as u64;
     // The staging slots come on top of the budget (docs/DESIGN.md says how much).
-    let staging_slots = pager::staging_slots((budget / page) as usize);
+    let staging_slots = pager::staging_slots((budget / page) as usize, servers as usize);
     let limits = Limits {
         page_size: config.page_size,
         resident_budget: budget as usize,

@@ -1,9 +1,15 @@
 //! A memory server: holds evicted DLM pages for the compute process, never more than its
-//! capacity, until told to shut down.
+//! capacity, until told to shut down, or until the compute process has been silent for
+//! [`SILENCE_LIMIT`] (it is gone, or its link is).
+//!
+//! Transfers overlap: the server starts each one and takes the next request at once, so a
+//! page being written back and pages being fetched cross a network link in both directions
+//! together. Only transfers that touch the same bytes of the store wait for each other.
 
 use crate::sys::{self, Mapping};
-use crate::transport::{Hello, Job, Request};
+use crate::transport::{Hello, Job, Request, Transfer, SILENCE_LIMIT};
 use mpi::environment::Universe;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// After this long without a request the server stops spinning and sleeps between polls:
@@ -26,56 +32,169 @@ pub fn serve(universe: Universe, job: Job) -> ! {
         crate::transport::finalize_server(universe);
         std::process::exit(0);
     }
-    let page = setup.page_size;
-    let store = match Mapping::reserve((setup.capacity as usize).max(page)) {
+    let store = match Mapping::reserve((setup.capacity as usize).max(setup.page_size)) {
         Ok(store) => store,
         Err(e) => sys::fatal(&format!("memory server on {} cannot reserve its capacity: {e}", hello.host)),
     };
-    let capacity = setup.capacity;
-    let range = |at: u64, len: u64| -> (usize, usize) {
-        if at.checked_add(len).is_none_or(|end| end > capacity) {
-            sys::fatal(&format!("request for bytes {at}..+{len} beyond this server's capacity of {capacity}"));
-        }
-        (at as usize, len as usize)
-    };
     sys::tighten_timer_slack();
-    let mut last_request = Instant::now();
-    loop {
-        let Some(request) = job.poll_request() else {
-            let idle = last_request.elapsed();
-            if idle < SPIN {
-                std::hint::spin_loop();
-            } else if idle < SHORT_IDLE {
-                std::thread::sleep(Duration::from_micros(20));
-            } else {
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            continue;
-        };
-        match request {
-            Request::Put { at, len } => {
-                let (offset, len) = range(at, len);
-                // SAFETY: [offset, offset+len) lies inside the store, which only this loop touches.
-                let into = unsafe { std::slice::from_raw_parts_mut(store.base().add(offset), len) };
-                job.receive_page_data(into);
-            }
-            Request::Get { at, len } => {
-                let (offset, len) = range(at, len);
-                // SAFETY: as above.
-                let from = unsafe { std::slice::from_raw_parts(store.base().add(offset), len) };
-                job.send_page_data(from);
-            }
-            Request::Free { at, len } => {
-                let (offset, len) = range(at, len);
-                store.discard(offset, len);
-            }
-            Request::Shutdown => break,
-        }
-        last_request = Instant::now();
-    }
+    let mut server = Server {
+        job: &job,
+        store,
+        capacity: setup.capacity,
+        hello: &hello,
+        in_flight: Vec::new(),
+        last_heard: Instant::now(),
+    };
+    server.run();
+    drop(server);
     job.acknowledge_shutdown();
     drop(job);
-    drop(store);
     crate::transport::finalize_server(universe);
     std::process::exit(0)
+}
+
+/// Which way a transfer moves the store's bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// A Put's data arriving: the bytes are being written.
+    Receiving,
+    /// A Get's answer leaving: the bytes are being read.
+    Sending,
+}
+
+struct InFlight {
+    transfer: Transfer,
+    bytes: Range<usize>,
+    direction: Direction,
+}
+
+struct Server<'a> {
+    job: &'a Job,
+    store: Mapping,
+    capacity: u64,
+    hello: &'a Hello,
+    in_flight: Vec<InFlight>,
+    /// When the compute process was last heard from: a request, or a transfer that moved.
+    last_heard: Instant,
+}
+
+impl Server<'_> {
+    /// Serves requests until [`Request::Shutdown`], every transfer finished.
+    fn run(&mut self) {
+        loop {
+            self.progress();
+            let Some(request) = self.job.poll_request() else {
+                self.wait();
+                continue;
+            };
+            self.last_heard = Instant::now();
+            if !self.serve(request) {
+                return;
+            }
+        }
+    }
+
+    /// Starts what `request` asks; false after [`Request::Shutdown`].
+    fn serve(&mut self, request: Request) -> bool {
+        match request {
+            Request::Put { at, len } => {
+                let bytes = self.bytes(at, len);
+                // Concurrent receives into the same bytes, or a send of them, would mix data.
+                self.finish_overlapping(&bytes, |_| true);
+                // SAFETY: the bytes lie inside the store and no other transfer uses them now.
+                let transfer = unsafe { self.job.start_receive_put(self.store.base().add(bytes.start), bytes.len()) };
+                self.in_flight.push(InFlight { transfer, bytes, direction: Direction::Receiving });
+            }
+            Request::Get { at, len } => {
+                let bytes = self.bytes(at, len);
+                // A Get after a Put of the same bytes must answer with the Put's data.
+                self.finish_overlapping(&bytes, |d| d == Direction::Receiving);
+                // SAFETY: the bytes lie inside the store and nothing writes them until this
+                // send is finished (a later Put of them waits for it).
+                let transfer = unsafe { self.job.start_reply(self.store.base().add(bytes.start), bytes.len()) };
+                self.in_flight.push(InFlight { transfer, bytes, direction: Direction::Sending });
+            }
+            Request::Free { at, len } => {
+                let bytes = self.bytes(at, len);
+                self.finish_overlapping(&bytes, |_| true);
+                self.store.discard(bytes.start, bytes.len());
+            }
+            Request::KeepAlive => {}
+            Request::Shutdown => {
+                self.finish_overlapping(&(0..usize::MAX), |_| true);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The store's bytes that a request names; a request beyond the capacity is a bug.
+    fn bytes(&self, at: u64, len: u64) -> Range<usize> {
+        if at.checked_add(len).is_none_or(|end| end > self.capacity) {
+            sys::fatal(&format!("request for bytes {at}..+{len} beyond this server's capacity of {}", self.capacity));
+        }
+        at as usize..(at + len) as usize
+    }
+
+    /// Drops the transfers that have finished.
+    fn progress(&mut self) {
+        let before = self.in_flight.len();
+        let job = self.job;
+        let hello = self.hello;
+        self.in_flight.retain_mut(|f| !job.test(&mut f.transfer).unwrap_or_else(|e| compute_lost(hello, e.mpi_error)));
+        if self.in_flight.len() < before {
+            self.last_heard = Instant::now();
+        }
+    }
+
+    /// Waits until no transfer in `direction`s that `matches` overlaps `bytes`.
+    fn finish_overlapping(&mut self, bytes: &Range<usize>, matches: impl Fn(Direction) -> bool) {
+        let blocking = |f: &InFlight| matches(f.direction) && f.bytes.start < bytes.end && bytes.start < f.bytes.end;
+        while self.in_flight.iter().any(blocking) {
+            self.progress();
+            self.wait();
+        }
+    }
+
+    /// One pause between polls: yielding the core while transfers are in flight (the compute
+    /// process or other servers may need it; on a host of its own the server gets it straight
+    /// back), sleeping longer the longer the server has been idle. Ends the server once the
+    /// compute process has been silent for [`SILENCE_LIMIT`].
+    fn wait(&self) {
+        let quiet = self.last_heard.elapsed();
+        if quiet > SILENCE_LIMIT {
+            compute_silent(self.hello);
+        }
+        if !self.in_flight.is_empty() || quiet < SPIN {
+            std::thread::yield_now();
+        } else if quiet < SHORT_IDLE {
+            std::thread::sleep(Duration::from_micros(20));
+        } else {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+fn compute_silent(hello: &Hello) -> ! {
+    sys::exit_now(
+        1,
+        &format!(
+            "memory server on {} (pid {}): the program has not been heard from for {} s: it ended without \
+             shutting DLM down, or the link to its host is down; this server exits and gives its memory back",
+            hello.host,
+            hello.pid,
+            SILENCE_LIMIT.as_secs()
+        ),
+    )
+}
+
+fn compute_lost(hello: &Hello, mpi_error: i32) -> ! {
+    sys::exit_now(
+        1,
+        &format!(
+            "memory server on {} (pid {}): the transfer with the program failed (MPI error {mpi_error}): the \
+             program has ended or the link to its host broke; this server exits and gives its memory back",
+            hello.host, hello.pid
+        ),
+    )
 }

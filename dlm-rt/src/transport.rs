@@ -34,6 +34,9 @@ pub enum Request {
     Free { at: u64, len: u64 },
     /// Answer on `TAG_BYE` and exit.
     Shutdown,
+    /// Nothing to do: the compute process is alive (sent when it has been quiet for a while, so
+    /// that a server can tell a quiet program from one that is gone).
+    KeepAlive,
 }
 
 type Header = [u64; 3];
@@ -45,6 +48,7 @@ impl Request {
             Request::Get { at, len } => [2, at, len],
             Request::Free { at, len } => [3, at, len],
             Request::Shutdown => [4, 0, 0],
+            Request::KeepAlive => [5, 0, 0],
         }
     }
 
@@ -54,6 +58,7 @@ impl Request {
             2 => Some(Request::Get { at: h[1], len: h[2] }),
             3 => Some(Request::Free { at: h[1], len: h[2] }),
             4 => Some(Request::Shutdown),
+            5 => Some(Request::KeepAlive),
             _ => None,
         }
     }
@@ -115,17 +120,40 @@ impl Drop for Job {
     }
 }
 
-/// A page-data transfer in flight ([`Job::start_send_data`], [`Job::start_get`]) with one
-/// server; it must be finished before its buffer is changed or read.
+/// A page-data transfer in flight with one peer ([`Job::start_send_data`], [`Job::start_get`]
+/// on the compute side; [`Job::start_receive_put`], [`Job::start_reply`] on a server); it must
+/// be finished before its buffer is changed or read.
 pub struct Transfer {
     request: mpi::ffi::MPI_Request,
-    server: usize,
+    /// The peer's rank in the job communicator.
+    rank: i32,
+}
+
+impl Transfer {
+    /// The memory server at the other end (compute side).
+    fn server(&self) -> usize {
+        (self.rank - 1) as usize
+    }
+}
+
+/// MPI reported a transfer or the peer behind it as failed (the peer's process or host is
+/// gone, as far as the transport can tell).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLost {
+    pub mpi_error: i32,
 }
 
 /// How long a transfer may wait without an answer before the server counts as unreachable: a
 /// cut link or a hung host never answers, and MPI would wait forever. A 2 MiB page behind a
 /// full pipeline of them takes well under a second even on a 1 Gbit/s link.
 const UNANSWERED_LIMIT: Duration = Duration::from_secs(5);
+
+/// How often a quiet compute process tells its servers that it is alive, and how long a server
+/// waits without hearing from it before it counts the program as gone (killed, or behind a cut
+/// link) and exits rather than hold its memory forever. A program stopped for longer (in a
+/// debugger, by SIGSTOP) loses its servers.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
 // SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
 unsafe impl Send for Transfer {}
@@ -135,6 +163,14 @@ unsafe impl Send for Transfer {}
 unsafe impl Send for Job {}
 
 impl Job {
+    /// A job over `comm`. MPI errors on it are returned, not fatal: a failed transfer then ends
+    /// the process with a DLM message that names the peer instead of MPI's abort.
+    fn new(comm: SimpleCommunicator, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
+        // SAFETY: `comm` is a live communicator; the handler is MPI's predefined one.
+        unsafe { mpi::ffi::MPI_Comm_set_errhandler(comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
+        Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned }
+    }
+
     /// Number of memory servers (every rank but the compute process).
     pub fn servers(&self) -> usize {
         self.comm.size() as usize - 1
@@ -152,7 +188,7 @@ impl Job {
     pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
-            self.post(server, len, |count, datatype, rank, comm, request| {
+            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         }
@@ -167,7 +203,7 @@ impl Job {
     pub unsafe fn start_get(&self, server: usize, at: u64, into: *mut u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         let transfer = unsafe {
-            self.post(server, len, |count, datatype, rank, comm, request| {
+            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         };
@@ -175,14 +211,14 @@ impl Job {
         transfer
     }
 
-    /// Posts a non-blocking page transfer of `len` bytes with `server` (`MPI_Isend` or
-    /// `MPI_Irecv`, given count, datatype, rank, communicator and the request to fill).
+    /// Posts a non-blocking page transfer of `len` bytes with the peer of `rank` (`MPI_Isend`
+    /// or `MPI_Irecv`, given count, datatype, rank, communicator and the request to fill).
     ///
     /// # Safety
     /// `start` must be safe to call with those arguments (its buffer valid until finished).
     unsafe fn post(
         &self,
-        server: usize,
+        rank: i32,
         len: usize,
         start: impl FnOnce(i32, mpi::ffi::MPI_Datatype, i32, mpi::ffi::MPI_Comm, *mut mpi::ffi::MPI_Request) -> i32,
     ) -> Transfer {
@@ -190,23 +226,32 @@ impl Job {
         let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
         // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI sets it.
         let mut request = unsafe { std::mem::zeroed() };
-        start(count, u8::equivalent_datatype().as_raw(), server as i32 + 1, self.comm.as_raw(), &mut request);
-        Transfer { request, server }
+        start(count, u8::equivalent_datatype().as_raw(), rank, self.comm.as_raw(), &mut request);
+        Transfer { request, rank }
     }
 
-    /// Whether the transfer has finished (its buffer may then be used).
-    pub fn finished(&self, transfer: &mut Transfer) -> bool {
+    /// Whether the transfer has finished (its buffer may then be used), or failed.
+    pub fn test(&self, transfer: &mut Transfer) -> Result<bool, PeerLost> {
         let mut done = 0;
         let mut status = std::mem::MaybeUninit::uninit();
         // SAFETY: the request is live until MPI_Test reports it done (MPI then frees it).
-        unsafe { mpi::ffi::MPI_Test(&mut transfer.request, &mut done, status.as_mut_ptr()) };
-        done != 0
+        let rc = unsafe { mpi::ffi::MPI_Test(&mut transfer.request, &mut done, status.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(done != 0)
+    }
+
+    /// Whether the transfer has finished (its buffer may then be used); ends the program with a
+    /// message naming the server if MPI reports it failed.
+    pub fn finished(&self, transfer: &mut Transfer) -> bool {
+        self.test(transfer).unwrap_or_else(|lost| self.failed(transfer.server(), lost))
     }
 
     /// Waits until the transfer has finished; ends the program with a message naming the server
     /// if it has exited or does not answer within [`UNANSWERED_LIMIT`].
     pub fn finish(&self, transfer: &mut Transfer) {
-        self.wait_for(transfer.server, || self.finished(transfer));
+        self.wait_for(transfer.server(), || self.finished(transfer));
     }
 
     /// Polls `done` until it says true, checking `server` as [`Job::finish`] does.
@@ -224,8 +269,26 @@ impl Job {
         }
     }
 
+    fn host_of(&self, server: usize) -> &str {
+        self.hosts.get(server).map_or("an unknown host", String::as_str)
+    }
+
+    fn failed(&self, server: usize, lost: PeerLost) -> ! {
+        crate::sys::exit_now(
+            1,
+            &format!(
+                "memory server {} of {} on {} failed (MPI error {}: its process or host is gone, or the link to it \
+                 broke); the DLM pages it held are lost, so the program cannot go on",
+                server + 1,
+                self.servers(),
+                self.host_of(server),
+                lost.mpi_error
+            ),
+        )
+    }
+
     fn unreachable(&self, server: usize) -> ! {
-        let host = self.hosts.get(server).map_or("an unknown host", String::as_str);
+        let host = self.host_of(server);
         crate::sys::exit_now(
             1,
             &format!(
@@ -275,6 +338,13 @@ impl Job {
         let exited = crate::sys::poll_readable(self.watched_fds(), 0);
         if let Some(w) = self.watched.iter().enumerate().find(|(i, _)| exited >> i & 1 != 0).map(|(_, w)| w) {
             crate::sys::exit_now(1, &self.lost_message(w));
+        }
+    }
+
+    /// Tells every server that the compute process is alive (see [`Request::KeepAlive`]).
+    pub fn keep_alive(&self) {
+        for server in 0..self.servers() {
+            self.send(server, Request::KeepAlive);
         }
     }
 
@@ -346,12 +416,31 @@ impl Job {
         }
     }
 
-    pub fn receive_page_data(&self, into: &mut [u8]) {
-        self.comm.process_at_rank(COMPUTE_RANK).receive_into_with_tag(into, TAG_DATA);
+    /// Starts receiving the data of a [`Request::Put`] into `into` and returns at once. Puts'
+    /// data arrives in the order of their requests, so every Put's receive is posted with it.
+    ///
+    /// # Safety
+    /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
+    pub unsafe fn start_receive_put(&self, into: *mut u8, len: usize) -> Transfer {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        unsafe {
+            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        }
     }
 
-    pub fn send_page_data(&self, data: &[u8]) {
-        self.comm.process_at_rank(COMPUTE_RANK).send_with_tag(data, TAG_DATA);
+    /// Starts sending the answer to a [`Request::Get`] from `data` and returns at once.
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay readable and unchanged until the transfer is finished.
+    pub unsafe fn start_reply(&self, data: *const u8, len: usize) -> Transfer {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        unsafe {
+            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        }
     }
 
     pub fn acknowledge_shutdown(&self) {
@@ -395,7 +484,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
     };
     if parent != null {
         let comm = merge(parent, true);
-        return (universe, Launch::SpawnedServer(Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned: None }));
+        return (universe, Launch::SpawnedServer(Job::new(comm, None)));
     }
     let world = universe.world();
     if world.size() == 1 {
@@ -407,7 +496,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
         mpi::ffi::MPI_Comm_dup(world.as_raw(), &mut dup);
         SimpleCommunicator::from_raw(dup)
     };
-    let job = Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned: None };
+    let job = Job::new(comm, None);
     if job.comm.rank() == COMPUTE_RANK {
         (universe, Launch::MpirunCompute(job))
     } else {
@@ -465,7 +554,7 @@ pub fn spawn_servers(hosts: &[String], args: &[String]) -> Result<Job, String> {
     if rc != 0 {
         return Err(format!("MPI_Comm_spawn of {n} memory server(s) on {} failed (MPI error {rc})", hosts.join(", ")));
     }
-    Ok(Job { comm: merge(intercomm, false), watched: Vec::new(), hosts: Vec::new(), spawned: Some(intercomm) })
+    Ok(Job::new(merge(intercomm, false), Some(intercomm)))
 }
 
 /// Merges the spawn intercommunicator so that the compute process is rank 0 and the servers

@@ -236,16 +236,20 @@ impl Pager {
         });
     }
 
-    /// Finds a server slot for `index`: a free one, striping across servers, or else one taken
-    /// over from a wholly resident page.
+    /// Finds a server slot for `index`: a free one on the server that is least full for its
+    /// capacity (pages are striped in proportion to capacity, round robin among equals), or
+    /// else one taken over from a wholly resident page.
     pub(super) fn assign_home(&mut self, index: usize) -> Home {
         let servers = self.pools.len();
-        for step in 0..servers {
-            let server = (self.next_server + step) % servers;
-            if let Some(slot) = self.pools[server].take() {
-                self.next_server = (server + 1) % servers;
-                return Home { server: server as u16, slot };
-            }
+        let pools = &self.pools;
+        let least_full = (0..servers)
+            .map(|step| (self.next_server + step) % servers)
+            .filter(|&server| pools[server].has_free())
+            .min_by(|&a, &b| pools[a].fill_cmp(&pools[b]));
+        if let Some(server) = least_full {
+            let slot = self.pools[server].take().expect("the pool has a free slot");
+            self.next_server = (server + 1) % servers;
+            return Home { server: server as u16, slot };
         }
         let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));
         let donor = donor.or(self.staged_donor(index));
