@@ -147,8 +147,16 @@ def build(grid):
     source = REPO / "examples/c/himeno.c"
     subprocess.run([RELEASE / "dlmcc", "-O3", *sizes, "-o", out / "himeno-c", source], check=True)
     subprocess.run(["cc", "-O3", *sizes, "-o", out / "himeno-c-native", source], check=True)
-    subprocess.run(["cc", "-O2", "-Wall", "-o", out / "ceilings", REPO / "bench/ceilings.c"], check=True)
+    build_c_tool(out, "ceilings")
     return out
+
+
+def build_c_tool(out, name):
+    """Compiles bench/NAME.c, a measurement without DLM (the physical ceilings, the TCP probe
+    of bench/cluster.py), with cc into out/NAME; returns its path."""
+    target = out / name
+    subprocess.run(["cc", "-O2", "-Wall", "-o", target, REPO / "bench" / f"{name}.c"], check=True)
+    return target
 
 
 def size_text(nbytes):
