@@ -450,10 +450,12 @@ impl Job {
 
 /// Sets the MPI transport that is fast both under `mpirun` and between a singleton and the
 /// servers it spawned (Open MPI's shared-memory BTL cannot reach spawned processes; UCX can),
-/// lets a small machine run more servers than it has cores, and keeps MPI from taking over
-/// the program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers. A variable the user set wins.
+/// lets a small machine run more servers than it has cores, keeps MPI from taking over the
+/// program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers, and lets the daemons that a singleton
+/// starts on other hosts notice a cut link within seconds (TCP keepalive; the default takes
+/// 8 minutes, and until then a daemon behind the cut lives on). A variable the user set wins.
 fn prepare_mpi_environment() {
-    const DEFAULTS: [(&str, &str); 7] = [
+    const DEFAULTS: [(&str, &str); 10] = [
         ("OMPI_MCA_pml", "ucx"),
         ("OMPI_MCA_pml_ucx_tls", "any"),
         ("OMPI_MCA_pml_ucx_devices", "any"),
@@ -461,6 +463,9 @@ fn prepare_mpi_environment() {
         ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
         ("UCX_ERROR_SIGNALS", ""),
         ("OMPI_MCA_opal_signal", ""),
+        ("OMPI_MCA_oob_tcp_keepalive_time", "4"),
+        ("OMPI_MCA_oob_tcp_keepalive_intvl", "1"),
+        ("OMPI_MCA_oob_tcp_keepalive_probes", "2"),
     ];
     for (name, value) in DEFAULTS {
         if std::env::var_os(name).is_none() {

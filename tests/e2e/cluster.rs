@@ -85,14 +85,18 @@ impl Cluster {
         cluster
     }
 
-    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent, and
-    /// binds no rank to a core (the hosts share this machine's cores).
+    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent, binds
+    /// no rank to a core (the hosts share this machine's cores), and notices a daemon behind a
+    /// cut link within seconds (TCP keepalive).
     fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         cmd.env("OMPI_MCA_plm_rsh_agent", script("cluster-agent"))
             .env("OMPI_MCA_plm_rsh_no_tree_spawn", "1")
             .env("OMPI_MCA_hwloc_base_binding_policy", "none")
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("OMPI_MCA_oob_tcp_keepalive_time", "4")
+            .env("OMPI_MCA_oob_tcp_keepalive_intvl", "1")
+            .env("OMPI_MCA_oob_tcp_keepalive_probes", "2")
     }
 
     /// `mpirun --host COMPUTE,HOSTS...`: rank 0 (the program) here, one server rank per host.
@@ -555,18 +559,10 @@ fn lose_the_remote_server(launch: Launch, loss: Loss) {
     for name in &names {
         assert!(err.contains(name.as_str()), "the message after {what} does not name {name}:\n{err}");
     }
+    // The server behind a cut link exits when the program has been silent long enough, and
+    // Open MPI's daemons with their job (behind a cut link: once TCP keepalive gives up).
     assert_no_survivors(&exe);
-    match loss {
-        // Open MPI's daemons exit with their job when they can be told to.
-        Loss::Kill => cluster.assert_empty(),
-        // Nothing can reach a daemon behind a cut link; it is Open MPI's, not DLM's.
-        Loss::LinkCut => {
-            let left = cluster.processes_inside();
-            if !left.is_empty() {
-                eprintln!("left behind the cut link (not DLM processes): {left:?}");
-            }
-        }
-    }
+    cluster.assert_empty();
 }
 
 #[test]
@@ -577,7 +573,6 @@ fn a_remote_server_killed_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "fails: the job ends within 2-4 s, but with Open MPI's messages only: the program's MPI_Test aborts with MPI_ERR_INTERN, or mpirun's report is lost to an ORTE_ERROR_LOG in show_help, and nothing names dlmh1 (DLM reports a lost server only when it can watch its pid or when it stops answering for 5 s)"]
 fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
@@ -585,7 +580,6 @@ fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "fails: the program ends 5 s after the cut with a message naming dlmh1, but its memory server on dlmh1 lives on: nothing tells it that the program is gone"]
 fn a_cut_link_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
@@ -593,7 +587,6 @@ fn a_cut_link_mid_run_ends_the_job_naming_its_host() {
 }
 
 #[test]
-#[ignore = "fails: the program ends 5 s after the cut with a message naming dlmh1, but mpirun goes on waiting for its daemon on dlmh1 (still after 150 s), and the server rank there lives on"]
 fn a_cut_link_to_a_server_rank_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
     skip_without_a_cluster!();
