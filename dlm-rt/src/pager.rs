@@ -20,7 +20,8 @@
 //! is taken, a resident page's slot is taken over and that page becomes dirty (its only copy is
 //! then local); the heap's limit (budget + capacity) guarantees such a page exists.
 //!
-//! Parts: `page` (a page's entry and [`State`]), `streams` (stream detection), `fetch`
+//! Parts: `page` (a page's entry and [`State`]), `slots` (where evicted pages live on the
+//! servers, striped by capacity), `streams` (stream detection), `fetch`
 //! (bringing pages and blocks in), `evict` (making room, sending data home, MPI progress),
 //! `failure` (the thread never unwinds); this file holds the thread's loop, the commands and
 //! the fault dispatch.
@@ -34,6 +35,7 @@ mod evict;
 mod failure;
 mod fetch;
 mod page;
+mod slots;
 mod streams;
 
 use crate::staging::{Slot, Staging};
@@ -41,6 +43,7 @@ use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request, Transfer, KEEP_ALIVE};
 use page::{Blocks, Page, State};
+use slots::ServerSlots;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -172,34 +175,6 @@ struct ReadAhead {
     arrived: bool,
 }
 
-/// The free slots of one server.
-struct SlotPool {
-    free: Vec<u32>,
-    next_unused: u32,
-    capacity: u32,
-}
-
-impl SlotPool {
-    fn has_free(&self) -> bool {
-        !self.free.is_empty() || self.next_unused < self.capacity
-    }
-
-    /// Compares how full two pools are for their capacities.
-    fn fill_cmp(&self, other: &SlotPool) -> std::cmp::Ordering {
-        let used = |p: &SlotPool| u64::from(p.next_unused) - p.free.len() as u64;
-        (used(self) * u64::from(other.capacity)).cmp(&(used(other) * u64::from(self.capacity)))
-    }
-
-    fn take(&mut self) -> Option<u32> {
-        self.free.pop().or_else(|| {
-            (self.next_unused < self.capacity).then(|| {
-                self.next_unused += 1;
-                self.next_unused - 1
-            })
-        })
-    }
-}
-
 /// The sizes the pager works within.
 pub struct Limits {
     pub page_size: usize,
@@ -240,8 +215,7 @@ pub struct Pager {
     streams: Streams,
     /// `dlm_advise` ranges in force, as (start, end, advice); later ones win.
     advice: Vec<(usize, usize, Advice)>,
-    pools: Vec<SlotPool>,
-    next_server: usize,
+    slots: ServerSlots,
     zeros: Vec<u8>,
     /// Where a block fetched on its own is received.
     block_buffer: Vec<u8>,
@@ -265,8 +239,6 @@ impl Pager {
         limits: Limits,
     ) -> Self {
         let Limits { page_size, resident_budget, capacities, panic_at } = limits;
-        let pools =
-            capacities.iter().map(|&capacity| SlotPool { free: Vec::new(), next_unused: 0, capacity }).collect();
         let base = region.base() as usize;
         let heap = Segment { base, len: region.len(), origin: base, first: 0, stash: None };
         let block = sys::system_page_size();
@@ -290,8 +262,7 @@ impl Pager {
             staging,
             streams: Streams::new(),
             advice: Vec::new(),
-            pools,
-            next_server: 0,
+            slots: ServerSlots::new(&capacities),
             zeros: vec![0; page_size],
             block_buffer: vec![0; block],
             faults: 0,
@@ -528,7 +499,7 @@ impl Pager {
             if let Some(home) = page.home() {
                 let at = self.home_address(home);
                 self.job.send(home.server as usize, Request::Free { at, len: self.page_size as u64 });
-                self.pools[home.server as usize].free.push(home.slot);
+                self.slots.give_back(home.server as usize, home.slot);
             }
             self.resident_bytes -= match page.state {
                 State::Partial => self.partial.remove(&(index as u32)).map_or(0, |b| b.count * self.block),

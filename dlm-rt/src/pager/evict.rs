@@ -41,7 +41,7 @@ impl Pager {
         let page = self.pages[index];
         page.home().is_some()
             || page.state == State::Clean
-            || self.pools.iter().any(|p| p.has_free())
+            || self.slots.has_free()
             || self.staged_donor(index).is_some()
             || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
     }
@@ -237,18 +237,9 @@ impl Pager {
     }
 
     /// Finds a server slot for `index`: a free one on the server that is least full for its
-    /// capacity (pages are striped in proportion to capacity, round robin among equals), or
-    /// else one taken over from a wholly resident page.
+    /// capacity (`ServerSlots::take`), or else one taken over from a wholly resident page.
     pub(super) fn assign_home(&mut self, index: usize) -> Home {
-        let servers = self.pools.len();
-        let pools = &self.pools;
-        let least_full = (0..servers)
-            .map(|step| (self.next_server + step) % servers)
-            .filter(|&server| pools[server].has_free())
-            .min_by(|&a, &b| pools[a].fill_cmp(&pools[b]));
-        if let Some(server) = least_full {
-            let slot = self.pools[server].take().expect("the pool has a free slot");
-            self.next_server = (server + 1) % servers;
+        if let Some((server, slot)) = self.slots.take() {
             return Home { server: server as u16, slot };
         }
         let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));

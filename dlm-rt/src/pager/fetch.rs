@@ -53,7 +53,7 @@ impl Pager {
     /// stream seen by chance under random access costs little; a long one is fetched far ahead).
     pub(super) fn after_sequential_fault(&mut self, index: usize, run: Run) {
         let pages = self.segment_pages(index);
-        let most = READ_AHEAD_BYTES * self.pools.len() / self.page_size;
+        let most = READ_AHEAD_BYTES * self.slots.servers() / self.page_size;
         let depth = most.max(1).min(run.steps as usize - 1);
         self.drop_stale_read_aheads();
         for step in 1..=depth as isize {
