@@ -61,6 +61,7 @@ static int send_data(const char *host, const char *port, size_t bytes, char *buf
     }
     if ((s = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(s, ai->ai_addr, ai->ai_addrlen))
         die("connect");
+    freeaddrinfo(ai);
     for (size_t off = 0, n; off < bytes; off += n) {
         size_t want = bytes - off < CHUNK ? bytes - off : CHUNK;
         ssize_t w = write(s, buf, want);

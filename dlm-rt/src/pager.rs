@@ -53,8 +53,8 @@ use streams::{Run, Streams};
 /// How many of the next pages to evict are sent home ahead of time.
 const CLEAN_AHEAD: usize = 4;
 
-/// How far a stream fetches ahead, in bytes (at least one page) per memory server: pages are
-/// striped over the servers, and each server's link needs enough in flight to stay busy.
+/// How far a stream fetches ahead, in bytes (at least one page) per host with memory servers:
+/// pages are striped over the servers, and each host's link needs enough in flight to stay busy.
 const READ_AHEAD_BYTES: usize = 8 << 20;
 
 /// A partial page's use is judged after this fraction of its blocks (see `Pager::is_dense`).
@@ -66,12 +66,12 @@ const STREAM_EDGE: usize = 64 << 10;
 /// Staging slots kept free of read-aheads: a fault's own fetch and evictions need them.
 const RESERVED_SLOTS: usize = 3;
 
-/// How many staging slots the pager uses for a budget of `budget_pages` pages and `servers`
-/// memory servers: enough for read-ahead of several streams from every server, at most an
-/// eighth of the budget where the budget allows. They are memory beyond the budget: a
+/// How many staging slots the pager uses for a budget of `budget_pages` pages and servers on
+/// `server_hosts` hosts: enough for read-ahead of several streams over every host's link, at
+/// most an eighth of the budget where the budget allows. They are memory beyond the budget: a
 /// program whose data just fits the budget must not page.
-pub fn staging_slots(budget_pages: usize, servers: usize) -> usize {
-    (budget_pages / 8).clamp(RESERVED_SLOTS + 2, 16 * servers.max(1))
+pub fn staging_slots(budget_pages: usize, server_hosts: usize) -> usize {
+    (budget_pages / 8).clamp(RESERVED_SLOTS + 2, 16 * server_hosts.max(1))
 }
 
 /// What a program declared about a range of DLM memory (`dlm_advise`).
@@ -182,6 +182,8 @@ pub struct Limits {
     pub resident_budget: usize,
     /// Each server's capacity in pages.
     pub capacities: Vec<u32>,
+    /// How many hosts the servers are on: each has a link of its own to keep busy.
+    pub server_hosts: usize,
     /// Test only: panic at this fault (see `Config::pager_panic_at`).
     pub panic_at: Option<u64>,
 }
@@ -226,6 +228,8 @@ pub struct Pager {
     /// The block of the last missing fault, to see a stream inside a page.
     last_missing: usize,
     panic_at: Option<u64>,
+    /// How many hosts the servers are on (see [`READ_AHEAD_BYTES`]).
+    server_hosts: usize,
 }
 
 impl Pager {
@@ -238,7 +242,7 @@ impl Pager {
         staging: Staging,
         limits: Limits,
     ) -> Self {
-        let Limits { page_size, resident_budget, capacities, panic_at } = limits;
+        let Limits { page_size, resident_budget, capacities, server_hosts, panic_at } = limits;
         let base = region.base() as usize;
         let heap = Segment { base, len: region.len(), origin: base, first: 0, stash: None };
         let block = sys::system_page_size();
@@ -269,6 +273,7 @@ impl Pager {
             donor_in_staging: None,
             last_missing: 0,
             panic_at,
+            server_hosts,
         }
     }
 
@@ -280,16 +285,12 @@ impl Pager {
         // Besides faults and commands, wake up when a memory server on this host exits.
         let mut fds = vec![self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd()];
         fds.extend(self.job.watched_fds());
-        let mut last_keep_alive = Instant::now();
         loop {
             // While data is in flight, keep MPI progressing between faults: read-ahead data is
             // copied in by this thread's MPI calls.
             let timeout = if self.in_flight() { 0 } else { KEEP_ALIVE.as_millis() as i32 };
             let ready = poll_readable(fds.iter().copied(), timeout);
-            if last_keep_alive.elapsed() >= KEEP_ALIVE {
-                self.job.keep_alive();
-                last_keep_alive = Instant::now();
-            }
+            self.job.keep_alive_if_due();
             if ready == 0 {
                 self.progress();
                 continue;

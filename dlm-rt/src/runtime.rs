@@ -200,6 +200,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     for (server, &capacity) in capacities.iter().enumerate() {
         job.send_setup(server, Setup { page_size: config.page_size, capacity });
     }
+    job.return_errors();
     // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.
     let range = ((budget + capacity) * 2).next_multiple_of(page);
     let region = if config.page_size.is_multiple_of(sys::HUGE_PAGE) {
@@ -218,11 +219,13 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
     let servers = job.servers() as u64;
     // The staging slots come on top of the budget (docs/DESIGN.md says how much).
-    let staging_slots = pager::staging_slots((budget / page) as usize, servers as usize);
+    let server_hosts = hellos.iter().map(|h| h.host.as_str()).collect::<std::collections::HashSet<_>>().len();
+    let staging_slots = pager::staging_slots((budget / page) as usize, server_hosts);
     let limits = Limits {
         page_size: config.page_size,
         resident_budget: budget as usize,
         capacities: slots,
+        server_hosts,
         panic_at: config.pager_panic_at,
     };
     let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages)

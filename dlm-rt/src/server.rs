@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// After this long without a request the server stops spinning and sleeps between polls:
 /// MPI's blocking receive would keep a core busy that the compute process needs.
 const SPIN: Duration = Duration::from_micros(100);
+/// After this long idle the sleeps between polls grow from 20 µs to 500 µs.
 const SHORT_IDLE: Duration = Duration::from_millis(50);
 
 /// Serves until the compute process says shutdown, then finalizes MPI and exits 0.
@@ -25,6 +26,7 @@ pub fn serve(universe: Universe, job: Job) -> ! {
         available_memory: sys::available_memory().unwrap_or(0),
     };
     let setup = job.hello(&hello);
+    job.return_errors();
     if setup.page_size == 0 {
         // The compute process rejected its options; it reports why and exits non-zero. Exiting
         // 0 here lets mpirun wait for it instead of killing it before it has printed.
@@ -83,9 +85,13 @@ impl Server<'_> {
     fn run(&mut self) {
         loop {
             self.progress();
-            let Some(request) = self.job.poll_request() else {
-                self.wait();
-                continue;
+            let request = match self.job.poll_request() {
+                Ok(Some(request)) => request,
+                Ok(None) => {
+                    self.pause_or_give_up();
+                    continue;
+                }
+                Err(lost) => compute_lost(self.hello, lost.mpi_error),
             };
             self.last_heard = Instant::now();
             if !self.serve(request) {
@@ -103,6 +109,7 @@ impl Server<'_> {
                 self.finish_overlapping(&bytes, |_| true);
                 // SAFETY: the bytes lie inside the store and no other transfer uses them now.
                 let transfer = unsafe { self.job.start_receive_put(self.store.base().add(bytes.start), bytes.len()) };
+                let transfer = transfer.unwrap_or_else(|lost| compute_lost(self.hello, lost.mpi_error));
                 self.in_flight.push(InFlight { transfer, bytes, direction: Direction::Receiving });
             }
             Request::Get { at, len } => {
@@ -112,6 +119,7 @@ impl Server<'_> {
                 // SAFETY: the bytes lie inside the store and nothing writes them until this
                 // send is finished (a later Put of them waits for it).
                 let transfer = unsafe { self.job.start_reply(self.store.base().add(bytes.start), bytes.len()) };
+                let transfer = transfer.unwrap_or_else(|lost| compute_lost(self.hello, lost.mpi_error));
                 self.in_flight.push(InFlight { transfer, bytes, direction: Direction::Sending });
             }
             Request::Free { at, len } => {
@@ -152,21 +160,23 @@ impl Server<'_> {
         let blocking = |f: &InFlight| matches(f.direction) && f.bytes.start < bytes.end && bytes.start < f.bytes.end;
         while self.in_flight.iter().any(blocking) {
             self.progress();
-            self.wait();
+            self.pause_or_give_up();
         }
     }
 
-    /// One pause between polls: yielding the core while transfers are in flight (the compute
-    /// process or other servers may need it; on a host of its own the server gets it straight
-    /// back), sleeping longer the longer the server has been idle. Ends the server once the
-    /// compute process has been silent for [`SILENCE_LIMIT`].
-    fn wait(&self) {
+    /// One pause between polls, or the end of the server once the compute process has been
+    /// silent for [`SILENCE_LIMIT`]. While transfers are in flight it yields the core (the
+    /// program or other servers may need it; on a host of its own the server gets it straight
+    /// back); idle, it spins right after a request and then sleeps longer the longer it waits.
+    fn pause_or_give_up(&self) {
         let quiet = self.last_heard.elapsed();
         if quiet > SILENCE_LIMIT {
             compute_silent(self.hello);
         }
-        if !self.in_flight.is_empty() || quiet < SPIN {
+        if !self.in_flight.is_empty() {
             std::thread::yield_now();
+        } else if quiet < SPIN {
+            std::hint::spin_loop();
         } else if quiet < SHORT_IDLE {
             std::thread::sleep(Duration::from_micros(20));
         } else {

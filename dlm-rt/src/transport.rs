@@ -101,6 +101,8 @@ pub struct Job {
     /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
     /// servers disconnect from their parent when they finalize.
     spawned: Option<mpi::ffi::MPI_Comm>,
+    /// Compute side: when the servers were last told that the program is alive.
+    last_keep_alive: std::cell::Cell<Instant>,
 }
 
 /// A memory server whose exit the compute process can see.
@@ -148,11 +150,14 @@ pub struct PeerLost {
 /// full pipeline of them takes well under a second even on a 1 Gbit/s link.
 const UNANSWERED_LIMIT: Duration = Duration::from_secs(5);
 
-/// How often a quiet compute process tells its servers that it is alive, and how long a server
-/// waits without hearing from it before it counts the program as gone (killed, or behind a cut
-/// link) and exits rather than hold its memory forever. A program stopped for longer (in a
-/// debugger, by SIGSTOP) loses its servers.
+/// How often the compute process tells its servers that it is alive (whether or not it is
+/// paging: a request to one server says nothing to the others).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+/// How long a server waits without hearing from the compute process (no request, no transfer
+/// finishing) before it counts the program as gone (killed, or behind a cut link) and exits
+/// rather than hold its memory forever. A program stopped for longer (in a debugger, by
+/// SIGSTOP) loses its servers.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 
 // SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
@@ -163,12 +168,19 @@ unsafe impl Send for Transfer {}
 unsafe impl Send for Job {}
 
 impl Job {
-    /// A job over `comm`. MPI errors on it are returned, not fatal: a failed transfer then ends
-    /// the process with a DLM message that names the peer instead of MPI's abort.
     fn new(comm: SimpleCommunicator, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
-        // SAFETY: `comm` is a live communicator; the handler is MPI's predefined one.
-        unsafe { mpi::ffi::MPI_Comm_set_errhandler(comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
-        Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned }
+        Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned, last_keep_alive: Instant::now().into() }
+    }
+
+    /// From now on MPI errors on the job are returned, not fatal: a failed transfer ends the
+    /// process with a DLM message that names the peer instead of MPI's abort. Called once the
+    /// handshake is over: every call after it checks what MPI returns.
+    pub fn return_errors(&self) {
+        // SAFETY: the communicator is live; the handler is MPI's predefined one.
+        let rc = unsafe { mpi::ffi::MPI_Comm_set_errhandler(self.comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
+        if rc != 0 {
+            crate::sys::fatal(&format!("MPI refused to return errors on the job's communicator (MPI error {rc})"));
+        }
     }
 
     /// Number of memory servers (every rank but the compute process).
@@ -176,8 +188,36 @@ impl Job {
         self.comm.size() as usize - 1
     }
 
+    /// Sends a request to `server`; ends the program naming the server if MPI reports it failed.
     pub fn send(&self, server: usize, request: Request) {
-        self.comm.process_at_rank(server as i32 + 1).send_with_tag(&request.encode()[..], TAG_REQUEST);
+        let header = request.encode();
+        // SAFETY: the header is 3 live u64 words; the datatype matches them.
+        if let Err(lost) = unsafe { self.send_words(server as i32 + 1, TAG_REQUEST, &header) } {
+            self.failed(server, lost);
+        }
+    }
+
+    /// A blocking send of `words` to the peer of `rank`.
+    ///
+    /// # Safety
+    /// MPI must be usable from this thread (the pager's, or the starting thread's before it).
+    unsafe fn send_words(&self, rank: i32, tag: i32, words: &[u64]) -> Result<(), PeerLost> {
+        use mpi::datatype::Equivalence;
+        // SAFETY: `words` is a live slice of `words.len()` u64 values.
+        let rc = unsafe {
+            mpi::ffi::MPI_Send(
+                words.as_ptr().cast(),
+                words.len() as i32,
+                u64::equivalent_datatype().as_raw(),
+                rank,
+                tag,
+                self.comm.as_raw(),
+            )
+        };
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(())
     }
 
     /// Starts sending page data (after a [`Request::Put`]) and returns at once; the send goes on
@@ -187,11 +227,12 @@ impl Job {
     /// `[data, data+len)` must stay readable and unchanged until the send is finished.
     pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
-        unsafe {
+        let posted = unsafe {
             self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
-        }
+        };
+        posted.unwrap_or_else(|lost| self.failed(server, lost))
     }
 
     /// Sends a [`Request::Get`] of `len` bytes at `at` and starts receiving them into `into`
@@ -202,11 +243,12 @@ impl Job {
     /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
     pub unsafe fn start_get(&self, server: usize, at: u64, into: *mut u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
-        let transfer = unsafe {
+        let posted = unsafe {
             self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         };
+        let transfer = posted.unwrap_or_else(|lost| self.failed(server, lost));
         self.send(server, Request::Get { at, len: len as u64 });
         transfer
     }
@@ -221,13 +263,16 @@ impl Job {
         rank: i32,
         len: usize,
         start: impl FnOnce(i32, mpi::ffi::MPI_Datatype, i32, mpi::ffi::MPI_Comm, *mut mpi::ffi::MPI_Request) -> i32,
-    ) -> Transfer {
+    ) -> Result<Transfer, PeerLost> {
         use mpi::datatype::Equivalence;
         let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
-        // SAFETY: MPI_Request is a plain handle, valid when zeroed until MPI sets it.
-        let mut request = unsafe { std::mem::zeroed() };
-        start(count, u8::equivalent_datatype().as_raw(), rank, self.comm.as_raw(), &mut request);
-        Transfer { request, rank }
+        // SAFETY: reading MPI's predefined null request; MPI overwrites it when the post works.
+        let mut request = unsafe { mpi::ffi::RSMPI_REQUEST_NULL };
+        let rc = start(count, u8::equivalent_datatype().as_raw(), rank, self.comm.as_raw(), &mut request);
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(Transfer { request, rank })
     }
 
     /// Whether the transfer has finished (its buffer may then be used), or failed.
@@ -249,9 +294,13 @@ impl Job {
     }
 
     /// Waits until the transfer has finished; ends the program with a message naming the server
-    /// if it has exited or does not answer within [`UNANSWERED_LIMIT`].
+    /// if it has exited or does not answer within [`UNANSWERED_LIMIT`]. The other servers keep
+    /// hearing that the program is alive meanwhile (a page may take seconds on a slow link).
     pub fn finish(&self, transfer: &mut Transfer) {
-        self.wait_for(transfer.server(), || self.finished(transfer));
+        self.wait_for(transfer.server(), || {
+            self.keep_alive_if_due();
+            self.finished(transfer)
+        });
     }
 
     /// Polls `done` until it says true, checking `server` as [`Job::finish`] does.
@@ -341,11 +390,16 @@ impl Job {
         }
     }
 
-    /// Tells every server that the compute process is alive (see [`Request::KeepAlive`]).
-    pub fn keep_alive(&self) {
+    /// Tells every server that the compute process is alive (see [`Request::KeepAlive`]) if
+    /// [`KEEP_ALIVE`] has passed since the last time. Never after [`Job::shut_down_servers`].
+    pub fn keep_alive_if_due(&self) {
+        if self.last_keep_alive.get().elapsed() < KEEP_ALIVE {
+            return;
+        }
         for server in 0..self.servers() {
             self.send(server, Request::KeepAlive);
         }
+        self.last_keep_alive.set(Instant::now());
     }
 
     /// Asks every server to exit and waits until each has answered (see [`Job::finish`] for a
@@ -355,18 +409,17 @@ impl Job {
             self.send(server, Request::Shutdown);
         }
         for server in 0..self.servers() {
-            let mut ack = [0u64; 1];
-            let from = self.comm.process_at_rank(server as i32 + 1);
-            mpi::request::scope(|scope| {
-                let mut pending = Some(from.immediate_receive_into_with_tag(scope, &mut ack[..], TAG_BYE));
-                self.wait_for(server, || match pending.take().map(|p| p.test()) {
-                    Some(Ok(_)) | None => true,
-                    Some(Err(request)) => {
-                        pending = Some(request);
-                        false
-                    }
-                });
-            });
+            let mut ack = [0u8; 8];
+            let ack_ptr = ack.as_mut_ptr();
+            // SAFETY: `ack` outlives the receive, which is finished before this block ends.
+            let posted = unsafe {
+                self.post(server as i32 + 1, ack.len(), |count, datatype, rank, comm, request| {
+                    mpi::ffi::MPI_Irecv(ack_ptr.cast(), count, datatype, rank, TAG_BYE, comm, request)
+                })
+            };
+            let mut receive = posted.unwrap_or_else(|lost| self.failed(server, lost));
+            // Not `finish`: no keep-alive may follow a Shutdown.
+            self.wait_for(server, || self.finished(&mut receive));
         }
     }
 
@@ -405,13 +458,36 @@ impl Job {
     }
 
     /// Returns the next request if one has arrived.
-    pub fn poll_request(&self) -> Option<Request> {
-        let compute = self.comm.process_at_rank(COMPUTE_RANK);
-        compute.immediate_probe_with_tag(TAG_REQUEST)?;
+    pub fn poll_request(&self) -> Result<Option<Request>, PeerLost> {
+        use mpi::datatype::Equivalence;
+        let check = |rc: i32| if rc == 0 { Ok(()) } else { Err(PeerLost { mpi_error: rc }) };
+        let mut arrived = 0;
         let mut header: Header = [0; 3];
-        compute.receive_into_with_tag(&mut header[..], TAG_REQUEST);
+        let mut status = std::mem::MaybeUninit::uninit();
+        // SAFETY: the out-pointers are live locals; the header buffer holds 3 u64 words.
+        unsafe {
+            check(mpi::ffi::MPI_Iprobe(
+                COMPUTE_RANK,
+                TAG_REQUEST,
+                self.comm.as_raw(),
+                &mut arrived,
+                status.as_mut_ptr(),
+            ))?;
+            if arrived == 0 {
+                return Ok(None);
+            }
+            check(mpi::ffi::MPI_Recv(
+                header.as_mut_ptr().cast(),
+                3,
+                u64::equivalent_datatype().as_raw(),
+                COMPUTE_RANK,
+                TAG_REQUEST,
+                self.comm.as_raw(),
+                status.as_mut_ptr(),
+            ))?;
+        }
         match Request::decode(header) {
-            Some(request) => Some(request),
+            Some(request) => Ok(Some(request)),
             None => crate::sys::fatal(&format!("memory server received a malformed request {header:?}")),
         }
     }
@@ -421,7 +497,7 @@ impl Job {
     ///
     /// # Safety
     /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
-    pub unsafe fn start_receive_put(&self, into: *mut u8, len: usize) -> Transfer {
+    pub unsafe fn start_receive_put(&self, into: *mut u8, len: usize) -> Result<Transfer, PeerLost> {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
             self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
@@ -434,7 +510,7 @@ impl Job {
     ///
     /// # Safety
     /// `[data, data+len)` must stay readable and unchanged until the transfer is finished.
-    pub unsafe fn start_reply(&self, data: *const u8, len: usize) -> Transfer {
+    pub unsafe fn start_reply(&self, data: *const u8, len: usize) -> Result<Transfer, PeerLost> {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
             self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
@@ -443,8 +519,19 @@ impl Job {
         }
     }
 
+    /// Answers [`Request::Shutdown`] with 8 bytes on `TAG_BYE` (the compute process waits for
+    /// them as bytes, like page data). A failure is ignored: the server exits either way.
     pub fn acknowledge_shutdown(&self) {
-        self.comm.process_at_rank(COMPUTE_RANK).send_with_tag(&[0u64][..], TAG_BYE);
+        let ack = [0u8; 8];
+        // SAFETY: `ack` outlives the send, which is finished (or failed) before this returns.
+        let posted = unsafe {
+            self.post(COMPUTE_RANK, ack.len(), |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(ack.as_ptr().cast(), count, datatype, rank, TAG_BYE, comm, request)
+            })
+        };
+        if let Ok(mut send) = posted {
+            while let Ok(false) = self.test(&mut send) {}
+        }
     }
 }
 

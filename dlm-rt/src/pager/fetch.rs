@@ -49,11 +49,12 @@ impl Pager {
     }
 
     /// Starts fetching the next pages of a stream through `index` ahead of their faults: one
-    /// page more for every step the stream has taken, up to [`READ_AHEAD_BYTES`] per server (a
-    /// stream seen by chance under random access costs little; a long one is fetched far ahead).
+    /// page more for every step the stream has taken, up to [`READ_AHEAD_BYTES`] per server
+    /// host (a stream seen by chance under random access costs little; a long one is fetched
+    /// far ahead).
     pub(super) fn after_sequential_fault(&mut self, index: usize, run: Run) {
         let pages = self.segment_pages(index);
-        let most = READ_AHEAD_BYTES * self.slots.servers() / self.page_size;
+        let most = READ_AHEAD_BYTES * self.server_hosts.max(1) / self.page_size;
         let depth = most.max(1).min(run.steps as usize - 1);
         self.drop_stale_read_aheads();
         for step in 1..=depth as isize {

@@ -47,10 +47,6 @@ impl ServerSlots {
         ServerSlots { pools, next_server: 0 }
     }
 
-    pub(super) fn servers(&self) -> usize {
-        self.pools.len()
-    }
-
     pub(super) fn has_free(&self) -> bool {
         self.pools.iter().any(Pool::has_free)
     }
