@@ -167,8 +167,11 @@ pub(crate) fn plan(
                 Decision::Moved(Rule::AllocationSite)
             }
             Spelling::Main(_) => Decision::Kept("#pragma dlm off".into()),
-            Spelling::Header(h) => Decision::Kept(format!("spelled in header {h}")),
-            Spelling::Unknown => Decision::Kept("name not spelled in the file (token pasting?)".into()),
+            Spelling::Header(h) => Decision::Kept(format!("spelled in header {h}{}", kept_call_effect(s.allocates))),
+            Spelling::Unknown => Decision::Kept(format!(
+                "name not spelled in the file (token pasting?){}",
+                kept_call_effect(s.allocates)
+            )),
         };
         let entry = ReportEntry {
             file: main.display_name.clone(),
@@ -181,6 +184,16 @@ pub(crate) fn plan(
         }
     }
     (edits, report, calls_startup)
+}
+
+/// What a call that stays as written does: the runtime's `free`/`realloc` serve every block of
+/// the process, so only where new blocks come from changes.
+fn kept_call_effect(allocates: bool) -> &'static str {
+    if allocates {
+        "; the blocks it makes come from the C library"
+    } else {
+        "; harmless: every free in the process returns DLM blocks to DLM"
+    }
 }
 
 /// Whether `decl` (a function named like a C library one) has a body outside system headers.

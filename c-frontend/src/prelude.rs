@@ -1,6 +1,7 @@
 //! The C text put before a rewritten file: the registration record type, the constructors that
-//! hand the records to the runtime, and the `__dlm_*` allocation wrappers; then a `#line` back to
-//! the user's file.
+//! hand the records to the runtime and start DLM, the destructor that shuts it down (priority
+//! 101: the last to run, after `atexit` handlers and the program's other destructors), and the
+//! `__dlm_*` allocation wrappers; then a `#line` back to the user's file.
 
 /// The prelude for a file named `display_name`, with the allocation threshold and whether the
 /// file calls `dlm_startup` itself.
@@ -16,6 +17,8 @@ void __dlm_register(const struct __dlm_static *, const struct __dlm_static *, in
 void __dlm_autostart(void);
 static void __attribute__((constructor(101), used)) __dlm_ctor_register(void) {{ __dlm_register(__start_dlm_statics, __stop_dlm_statics, {startup}); }}
 static void __attribute__((constructor(102), used)) __dlm_ctor_start(void) {{ __dlm_autostart(); }}
+void __dlm_exit(void);
+static void __attribute__((destructor(101), used)) __dlm_dtor_exit(void) {{ __dlm_exit(); }}
 void *__dlm_rt_malloc(__SIZE_TYPE__, __SIZE_TYPE__);
 void *__dlm_rt_calloc(__SIZE_TYPE__, __SIZE_TYPE__, __SIZE_TYPE__);
 void *__dlm_rt_realloc(void *, __SIZE_TYPE__, __SIZE_TYPE__);

@@ -21,7 +21,10 @@ pub unsafe extern "C" fn dlm_startup(argc: *mut c_int, argv: *mut *mut *mut c_ch
     let args = if args.is_empty() { std::env::args().collect() } else { args };
     let started = match crate::rewritten::program_argc_after_autostart(&args) {
         Some(after_autostart) => after_autostart,
-        None => runtime::start(&args).map(|started| started.program_argc),
+        None => runtime::start(&args).map(|started| {
+            runtime::shut_down_at_exit();
+            started.program_argc
+        }),
     };
     match started {
         Ok(program_argc) => {

@@ -46,7 +46,8 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
   Rust API, with [`advise`].
 - `staging` holds the pager's staging slots (pages received and moved through them), `stats`
   the counters, `error` the typed errors, `ceiling` the benchmark's raw fault-path ceiling, and
-  `rewritten` the hooks that code rewritten by dlmcc calls.
+  `rewritten` the hooks that code rewritten by dlmcc calls, and `malloc` the process's
+  `malloc`/`free`/`realloc` family, which hands DLM blocks to DLM wherever they are freed.
 */
 
 mod boxed;
@@ -55,6 +56,7 @@ pub mod ceiling;
 pub mod config;
 mod error;
 mod heap;
+mod malloc;
 pub mod memfile;
 mod pager;
 mod rewritten;
@@ -109,6 +111,7 @@ pub struct Dlm {
 pub fn start() -> Result<Dlm, Error> {
     let argv: Vec<String> = std::env::args().collect();
     let started = runtime::start(&argv)?;
+    runtime::shut_down_at_exit();
     Ok(Dlm { args: argv[..started.program_argc].to_vec() })
 }
 

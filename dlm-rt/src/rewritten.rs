@@ -5,7 +5,7 @@
 
 use crate::config;
 use crate::error::Error;
-use crate::runtime::{self, ReleaseError};
+use crate::runtime;
 use crate::size::Bytes;
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
@@ -80,6 +80,13 @@ pub extern "C" fn __dlm_autostart() {
         }
     }
     adopt_pending(&mut pending);
+}
+
+/// Shuts DLM down at exit, from the last destructor of a program built by dlmcc: after its
+/// `atexit` handlers and its own destructors, which may still read and free DLM blocks.
+#[no_mangle]
+pub extern "C" fn __dlm_exit() {
+    runtime::shutdown();
 }
 
 /// What `dlm_startup` does when DLM already started before `main`: returns how many of `argv`
@@ -179,18 +186,8 @@ pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -
 /// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_rt_free(ptr: *mut c_void) {
-    if ptr.is_null() {
-        return;
-    }
-    if !runtime::owns(ptr.cast()) {
-        // SAFETY: the caller passes a pointer from the C library's allocator.
-        unsafe { libc::free(ptr) };
-        return;
-    }
-    if let Err(ReleaseError::NotDlm) = runtime::release(ptr.cast()) {
-        eprintln!("dlm: free({ptr:p}): not the start of a live DLM block");
-        std::process::abort();
-    }
+    // SAFETY: as the caller's.
+    unsafe { crate::malloc::free(ptr) }
 }
 
 /// `realloc` of rewritten code: the block moves between DLM and the C library when its new

@@ -77,7 +77,7 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
                 Err(e) => {
                     job.gather_hellos();
                     for server in 0..job.servers() {
-                        job.send_setup(server, Setup { page_size: 0, capacity: 0 });
+                        job.send_setup(server, Setup { page_size: 0, capacity: 0, compute_pid: 0 });
                     }
                     return Err(e.into());
                 }
@@ -103,8 +103,6 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     let runtime = start_compute(universe, job, config, spawned)?;
     *state() = State::Running(Box::new(runtime));
     RUNNING.store(true, Ordering::Release);
-    // SAFETY: registering a plain extern "C" function with no preconditions.
-    unsafe { libc::atexit(shutdown_at_exit) };
     Ok(Started { program_argc })
 }
 
@@ -156,8 +154,15 @@ impl Drop for SpawnWatchdog {
     }
 }
 
-extern "C" fn shutdown_at_exit() {
-    shutdown();
+/// Shuts DLM down when the program exits without doing it (a return from `main`, `exit`), as
+/// an `atexit` handler: for programs that start DLM themselves (`dlm_startup`, `dlm::start`).
+/// Programs built by dlmcc shut down later, after their destructors (`__dlm_exit`).
+pub fn shut_down_at_exit() {
+    extern "C" fn shutdown_at_exit() {
+        shutdown();
+    }
+    // SAFETY: registering a plain extern "C" function with no preconditions.
+    unsafe { libc::atexit(shutdown_at_exit) };
 }
 
 /// Capacity of each server: its memfile line when it has one, else `DLM_SERVER_MEM`, else half
@@ -197,8 +202,10 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         job.shut_down_servers();
         e
     };
-    for (server, &capacity) in capacities.iter().enumerate() {
-        job.send_setup(server, Setup { page_size: config.page_size, capacity });
+    let local = sys::hostname();
+    for (server, (&capacity, hello)) in capacities.iter().zip(&hellos).enumerate() {
+        let compute_pid = if hello.host == local { std::process::id() } else { 0 };
+        job.send_setup(server, Setup { page_size: config.page_size, capacity, compute_pid });
     }
     job.return_errors();
     // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.

@@ -27,12 +27,13 @@ pub fn serve(universe: Universe, job: Job) -> ! {
     };
     let setup = job.hello(&hello);
     job.return_errors();
+    explain_a_dead_program(&hello, setup.compute_pid);
     if setup.page_size == 0 {
         // The compute process rejected its options; it reports why and exits non-zero. Exiting
         // 0 here lets mpirun wait for it instead of killing it before it has printed.
         drop(job);
         crate::transport::finalize_server(universe);
-        std::process::exit(0);
+        sys::end_server(0);
     }
     let store = match Mapping::reserve((setup.capacity as usize).max(setup.page_size)) {
         Ok(store) => store,
@@ -52,7 +53,7 @@ pub fn serve(universe: Universe, job: Job) -> ! {
     job.acknowledge_shutdown();
     drop(job);
     crate::transport::finalize_server(universe);
-    std::process::exit(0)
+    sys::end_server(0)
 }
 
 /// Which way a transfer moves the store's bytes.
@@ -185,6 +186,21 @@ impl Server<'_> {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
+}
+
+/// If the transport gives up because the program on this host died (UCX aborts when the
+/// process it copies from is gone), the server ends with one line saying so.
+fn explain_a_dead_program(hello: &Hello, compute_pid: u32) {
+    if compute_pid == 0 {
+        return;
+    }
+    let Ok(program) = sys::watch_process(compute_pid) else { return };
+    let message = format!(
+        "dlm: memory server on {} (pid {}): the program it served (pid {compute_pid} on this host) has ended \
+         without shutting DLM down; this server exits\n",
+        hello.host, hello.pid
+    );
+    sys::exit_on_abort_if_ended(program, message);
 }
 
 fn compute_silent(hello: &Hello) -> ! {

@@ -580,6 +580,47 @@ pub fn explain_abort(hints: Vec<(i32, String)>) {
     }
 }
 
+static ENDED_PEER: std::sync::OnceLock<(OwnedFd, String)> = std::sync::OnceLock::new();
+
+/// Makes an abort of this process (the transport giving up) end it with `message` and exit
+/// status 1 instead, if the process that `peer` (a pidfd) watches has ended by then.
+pub fn exit_on_abort_if_ended(peer: OwnedFd, message: String) {
+    if ENDED_PEER.set((peer, message)).is_err() {
+        return;
+    }
+    extern "C" fn on_abort(_: libc::c_int) {
+        if let Some((peer, message)) = ENDED_PEER.get() {
+            let mut p = libc::pollfd { fd: peer.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll, write and _exit are async-signal-safe and use live memory. The
+            // transport can see its peer vanish a moment before the pidfd turns readable.
+            unsafe {
+                if libc::poll(&mut p, 1, 500) == 1 {
+                    libc::write(2, message.as_ptr().cast(), message.len());
+                    libc::_exit(1);
+                }
+            }
+        }
+        // SAFETY: restoring the default action and re-raising ends the process as abort would.
+        unsafe {
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            libc::raise(libc::SIGABRT);
+        }
+    }
+    // SAFETY: installs a handler that only calls async-signal-safe functions.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_abort as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
+    }
+}
+
+/// Ends a memory server at once, running none of the program's `atexit` handlers and
+/// destructors: the server shares the program's executable but never ran its `main`.
+pub fn end_server(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
 /// Writes a message on stderr without taking Rust's stderr lock and ends the process at once
 /// with `code`, running no exit handlers (they would wait for MPI peers that are gone).
 pub fn exit_now(code: i32, message: &str) -> ! {

@@ -72,11 +72,14 @@ pub struct Hello {
     pub available_memory: u64,
 }
 
-/// What the compute process tells each server: the page size and how much it may hold.
+/// What the compute process tells each server: the page size, how much it may hold, and the
+/// compute process's pid if it runs on the server's host (0 otherwise), so that the server can
+/// tell when the program has died.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
     pub page_size: usize,
     pub capacity: u64,
+    pub compute_pid: u32,
 }
 
 /// How this process was started, and so what it must do.
@@ -441,7 +444,7 @@ impl Job {
     }
 
     pub fn send_setup(&self, server: usize, setup: Setup) {
-        let words = [setup.page_size as u64, setup.capacity];
+        let words = [setup.page_size as u64, setup.capacity, u64::from(setup.compute_pid)];
         self.comm.process_at_rank(server as i32 + 1).send_with_tag(&words[..], TAG_SETUP);
     }
 
@@ -452,9 +455,9 @@ impl Job {
         let compute = self.comm.process_at_rank(COMPUTE_RANK);
         compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
         compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
-        let mut words = [0u64; 2];
+        let mut words = [0u64; 3];
         compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
-        Setup { page_size: words[0] as usize, capacity: words[1] }
+        Setup { page_size: words[0] as usize, capacity: words[1], compute_pid: words[2] as u32 }
     }
 
     /// Returns the next request if one has arrived.
@@ -538,11 +541,12 @@ impl Job {
 /// Sets the MPI transport that is fast both under `mpirun` and between a singleton and the
 /// servers it spawned (Open MPI's shared-memory BTL cannot reach spawned processes; UCX can),
 /// lets a small machine run more servers than it has cores, keeps MPI from taking over the
-/// program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers, and lets the daemons that a singleton
+/// program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers and UCX from printing a backtrace when it
+/// gives up (DLM says what happened in one line), and lets the daemons that a singleton
 /// starts on other hosts notice a cut link within seconds (TCP keepalive; the default takes
 /// 8 minutes, and until then a daemon behind the cut lives on). A variable the user set wins.
 fn prepare_mpi_environment() {
-    const DEFAULTS: [(&str, &str); 10] = [
+    const DEFAULTS: [(&str, &str); 11] = [
         ("OMPI_MCA_pml", "ucx"),
         ("OMPI_MCA_pml_ucx_tls", "any"),
         ("OMPI_MCA_pml_ucx_devices", "any"),
@@ -550,6 +554,7 @@ fn prepare_mpi_environment() {
         ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
         ("UCX_ERROR_SIGNALS", ""),
         ("OMPI_MCA_opal_signal", ""),
+        ("UCX_HANDLE_ERRORS", "none"),
         ("OMPI_MCA_oob_tcp_keepalive_time", "4"),
         ("OMPI_MCA_oob_tcp_keepalive_intvl", "1"),
         ("OMPI_MCA_oob_tcp_keepalive_probes", "2"),

@@ -22,6 +22,12 @@ use std::process::{Command, ExitCode};
 
 /// The header directory of the runtime in this source tree.
 const INCLUDE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dlm-rt/include");
+/// The C library's allocation functions that the runtime defines for the whole process, so
+/// that any `free` or `realloc` of a DLM block, rewritten or not, goes to DLM: linked from
+/// `libdlm.a` even when the program's own code never names them, and exported so that every
+/// shared library calls them (docs/DLMCC.md).
+const MALLOC_FAMILY: [&str; 6] = ["malloc", "calloc", "realloc", "free", "reallocarray", "malloc_usable_size"];
+
 /// System libraries that Rust's standard library needs when linked statically into C.
 const RUST_SYSTEM_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
 
@@ -235,7 +241,9 @@ fn compile_flags() -> Result<Vec<String>> {
 }
 
 fn link_flags() -> Result<Vec<String>> {
-    let mut flags = vec![runtime_library()?.display().to_string()];
+    let mut flags: Vec<String> =
+        MALLOC_FAMILY.iter().map(|name| format!("-Wl,--undefined={name},--export-dynamic-symbol={name}")).collect();
+    flags.push(runtime_library()?.display().to_string());
     flags.extend(mpicc_showme("link")?);
     flags.extend(RUST_SYSTEM_LIBS.iter().map(|s| s.to_string()));
     Ok(flags)

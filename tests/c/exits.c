@@ -1,6 +1,6 @@
 /* Ways a DLM program ends: `exits MODE MiB` fills MiB of DLM memory, then
  * return (no dlm_shutdown) | segv | abort | exit3 (exit(3) from deep inside) | hang (prints its
- * pid and waits to be killed). */
+ * pid and waits to be killed) | sweep (prints its pid and pages until it is killed). */
 #include <dlm.h>
 #include <signal.h>
 #include <stdint.h>
@@ -28,9 +28,11 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "segv")) *(volatile int *)0 = 1;
     if (!strcmp(mode, "abort")) abort();
     if (!strcmp(mode, "exit3")) outer();
-    if (!strcmp(mode, "hang")) {
+    if (!strcmp(mode, "hang") || !strcmp(mode, "sweep")) {
         printf("pid %d\n", (int)getpid());
         fflush(stdout);
+        while (!strcmp(mode, "sweep"))
+            for (uint64_t i = 0; i < n; i += 64) a[i]++;
         for (;;) pause();
     }
     return 0;

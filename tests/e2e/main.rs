@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod dlmcc;
 mod exits;
+mod free_anywhere;
 mod kernel_io;
 mod paging;
 mod reliability;
