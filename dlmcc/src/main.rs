@@ -13,6 +13,7 @@
 
 mod args;
 mod rewrite;
+mod search_path;
 
 use anyhow::{bail, Context, Result};
 use args::CommandLine;
@@ -127,6 +128,8 @@ fn run() -> Result<ExitCode> {
     }
     let mut parse_flags = driver.compile_flags.clone();
     parse_flags.extend(driver.line.parse_flags());
+    let compiler_dirs = search_path::system_include_dirs(&driver.compiler, &driver.line.parse_flags())?;
+    parse_flags.extend(search_path::parse_flags(&compiler_dirs));
     let rewritten = match rewrite::rewrite_all(driver.line.sources(), &parse_flags, &dlm)? {
         Ok(rewritten) => rewritten,
         Err(Refusal::Unparsable { source, diagnostics }) => return driver.explain_unparsable(&source, &diagnostics),

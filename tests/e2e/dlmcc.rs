@@ -195,3 +195,20 @@ fn static_arrays_beyond_budget_and_servers_stop_before_main_naming_the_array() {
     assert!(out.stderr.contains("raise DLM_LOCAL_MEM"), "{}", out.stderr);
     assert_no_survivors(&exe);
 }
+
+#[test]
+fn headers_only_the_driven_compiler_has_are_found_by_the_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo_dir().join("tests/c/omp_serial.c");
+    let native = dir.path().join("native");
+    assert!(Command::new("cc").args(["-O2", "-o"]).arg(&native).arg(&source).status().unwrap().success());
+    let out =
+        dlmcc_cmd().args(["--dlm-report", "-O2", "-o"]).arg(dir.path().join("prog")).arg(&source).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("array 'grid' (double[2097152], 16.0 MiB) -> DLM"), "{report}");
+    let expected = run(&mut Command::new(&native), Duration::from_secs(60));
+    let paged = run(Command::new(dir.path().join("prog")).env("DLM_LOCAL_MEM", "4M"), Duration::from_secs(60));
+    paged.assert_success();
+    assert_eq!(paged.stdout, expected.stdout);
+}
