@@ -269,7 +269,7 @@ fn attribute_applies(main: &MainFile, a: &Range<usize>, vars: &[Var], decls: &[O
     a.start > start && a.start < d.end
 }
 
-fn canonical_key(e: Entity) -> String {
+pub(crate) fn canonical_key(e: Entity) -> String {
     let c = e.get_canonical_entity();
     let loc = c.get_location().map(|l| {
         let l = l.get_expansion_location();

@@ -8,7 +8,8 @@ text (all edits applied in one pass by [`apply`]) and a [`ReportEntry`] per deci
 
 - `arrays`: static-storage arrays of at least [`Options::threshold`] bytes, or marked with
   `#pragma dlm` / `__attribute__((dlm))`, get `__attribute__((aligned(4096)))` and a registration
-  record (section `dlm_statics`) that the runtime reads at start-up;
+  record (section `dlm_statics`) that the runtime reads at start-up; `header_arrays`: such
+  arrays defined in the program's headers get their record at the end of the main file;
 - `heap_calls`: references to the C library's `malloc`, `calloc`, `realloc`, `free`,
   `posix_memalign` and `aligned_alloc` are renamed to the `__dlm_*` wrappers of the prelude;
 - `markers`: finds `#pragma dlm [on|off]` and `__attribute__((dlm))` in the raw tokens and
@@ -17,11 +18,13 @@ text (all edits applied in one pass by [`apply`]) and a [`ReportEntry`] per deci
   `__FILE__` keep the user's file and lines;
 - `source`: the main file's text, tokens and lines; `edits` and `report`: the data returned.
 
-Only the main file is edited, never a header, and no edit adds or removes a line.
+Only the main file is edited, never a header, and no edit adds or removes a line before the
+main file's end.
 */
 
 mod arrays;
 mod edits;
+mod header_arrays;
 mod heap_calls;
 mod markers;
 mod prelude;
@@ -147,14 +150,18 @@ impl Frontend {
 
         let main = MainFile::new(&tu, main_file, text, display_name);
         let markers = markers::scan(&main)?;
-        let (vars, refs) = collect(&tu, &main);
+        let Collected { vars, refs, header_vars } = collect(&tu, &main);
         let macros = heap_calls::Macros::new(&tu, &main);
         let (array_edits, mut report) = arrays::plan(&main, &vars, &markers, options.threshold);
+        let main_keys: Vec<String> = vars.iter().map(|v| arrays::canonical_key(*v)).collect();
+        let (header_edits, header_report) = header_arrays::plan(&main, &header_vars, &main_keys, options.threshold);
         let (call_edits, call_report, calls_startup) = heap_calls::plan(&main, &refs, &macros, &markers);
         report.extend(call_report);
         report.sort_by_key(|r| r.line);
+        report.extend(header_report);
 
-        let mut edits: Vec<Edit> = markers.edits.into_iter().chain(array_edits).chain(call_edits).collect();
+        let mut edits: Vec<Edit> =
+            markers.edits.into_iter().chain(array_edits).chain(header_edits).chain(call_edits).collect();
         if edits.is_empty() {
             return Ok(Rewritten { text: main.text, edits, report, changed: false });
         }
@@ -198,15 +205,24 @@ fn check_diagnostics(
     }
 }
 
-/// The variable declarations and declaration references whose expansion lies in the main file.
-fn collect<'tu>(tu: &'tu clang::TranslationUnit<'tu>, main: &MainFile<'tu>) -> (Vec<Entity<'tu>>, Vec<Entity<'tu>>) {
+/// What the rewrite looks at: the variable declarations and declaration references whose
+/// expansion lies in the main file, and the file-scope variables declared in headers.
+struct Collected<'tu> {
+    vars: Vec<Entity<'tu>>,
+    refs: Vec<Entity<'tu>>,
+    header_vars: Vec<Entity<'tu>>,
+}
+
+fn collect<'tu>(tu: &'tu clang::TranslationUnit<'tu>, main: &MainFile<'tu>) -> Collected<'tu> {
     let mut vars = Vec::new();
     let mut refs = Vec::new();
+    let mut header_vars = Vec::new();
     tu.get_entity().visit_children(|e, parent| {
         let in_main = e.get_location().and_then(|l| l.get_expansion_location().file).is_some_and(|f| f == main.file);
         match e.get_kind() {
             EntityKind::VarDecl if in_main => vars.push(e),
             EntityKind::DeclRefExpr if in_main => refs.push(e),
+            EntityKind::VarDecl if parent.get_kind() == EntityKind::TranslationUnit => header_vars.push(e),
             _ => {}
         }
         if !in_main && parent.get_kind() == EntityKind::TranslationUnit {
@@ -216,5 +232,5 @@ fn collect<'tu>(tu: &'tu clang::TranslationUnit<'tu>, main: &MainFile<'tu>) -> (
             EntityVisitResult::Recurse
         }
     });
-    (vars, refs)
+    Collected { vars, refs, header_vars }
 }

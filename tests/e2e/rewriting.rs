@@ -216,3 +216,36 @@ fn heapio_malloc_calloc_realloc_buffers_page_and_fread_fwrite_match_native() {
         assert!(std::fs::read(data(run_name)).unwrap() == expected, "{run_name}: the written file differs");
     }
 }
+
+#[test]
+fn arrays_defined_in_a_header_page_once_per_definition_and_match_native() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // A static 10 MiB array in a header included by two files (two copies), a shared tentative
+    // definition of 2 MiB (-fcommon: one array registered by both files) and an initialized
+    // 2 MiB table: 24.8 MiB through 6 MiB.
+    let sources = ["tests/c/header_arrays/main.c", "tests/c/header_arrays/solver.c"];
+    let native = compile(
+        Path::new("cc"),
+        &["-O2", "-Wall", "-Werror", "-fcommon"],
+        &sources,
+        &dir.path().join("headers-native"),
+    );
+    let dlm = compile(&dlmcc_path(), &["-O2", "-fcommon"], &sources, &dir.path().join("headers-dlm"));
+    let stdout = native_then_dlm_both_ways(dir.path(), &native, &dlm, 6, no_args);
+    assert!(stdout.ends_with(" 3.0 10649600\n"), "{stdout}");
+    let mut report = Command::new(dlmcc_path());
+    report.args(["--dlm-report", "-fcommon", "-c", "-o"]).arg(dir.path().join("solver.o"));
+    report.arg(repo_dir().join(sources[1]));
+    let out = report.output().unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    for line in [
+        "header.h:5: array 'u' (double[5][64][64][65], 10.2 MiB) -> DLM",
+        "header.h:6: array 'shared_grid' (double[64][64][64], 2.0 MiB) -> DLM",
+        "header.h:7: array 'coef' (const double[262144], 2.0 MiB) -> DLM",
+    ] {
+        assert!(report.contains(line), "no `{line}` in:\n{report}");
+    }
+    assert!(!report.contains("elsewhere"), "an extern declaration was moved:\n{report}");
+}
