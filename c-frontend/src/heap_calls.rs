@@ -190,7 +190,7 @@ pub(crate) fn plan(
 /// the process, so only where new blocks come from changes.
 fn kept_call_effect(allocates: bool) -> &'static str {
     if allocates {
-        "; the blocks it makes come from the C library"
+        "; new blocks it makes come from the C library"
     } else {
         "; harmless: every free in the process returns DLM blocks to DLM"
     }

@@ -46,8 +46,9 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
   Rust API, with [`advise`].
 - `staging` holds the pager's staging slots (pages received and moved through them), `stats`
   the counters, `error` the typed errors, `ceiling` the benchmark's raw fault-path ceiling, and
-  `rewritten` the hooks that code rewritten by dlmcc calls, and `malloc` the process's
-  `malloc`/`free`/`realloc` family, which hands DLM blocks to DLM wherever they are freed.
+  `rewritten` the hooks that code rewritten by dlmcc calls, and `malloc` what the allocation
+  functions of a dlmcc-built program do with a pointer (DLM blocks go to DLM wherever they are
+  freed).
 */
 
 mod boxed;

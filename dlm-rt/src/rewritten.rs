@@ -187,7 +187,7 @@ pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_rt_free(ptr: *mut c_void) {
     // SAFETY: as the caller's.
-    unsafe { crate::malloc::free(ptr) }
+    unsafe { crate::malloc::__dlm_free_any(ptr) }
 }
 
 /// `realloc` of rewritten code: the block moves between DLM and the C library when its new
@@ -205,8 +205,7 @@ pub unsafe extern "C" fn __dlm_rt_realloc(ptr: *mut c_void, size: usize, thresho
             Some(len) if size <= len && size >= threshold => return ptr, // shrinks in place
             Some(len) => len,
             None => {
-                eprintln!("dlm: realloc({ptr:p}): not the start of a live DLM block");
-                std::process::abort();
+                crate::sys::fatal(&format!("realloc({ptr:p}): not the start of a live DLM block"));
             }
         }
     } else {

@@ -380,6 +380,12 @@ pub fn shutdown() {
     }
     drop(job);
     drop(rt.universe.take());
+    let region = rt.region.clone();
+    drop(rt);
+    // The pager thread has ended, so this is the range's last owner: keep its addresses.
+    if let Ok(region) = Arc::try_unwrap(region) {
+        region.retire();
+    }
 }
 
 /// Prints a startup error the way every front end does, then exits: 0 for `--help`, else 2.

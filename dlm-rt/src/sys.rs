@@ -115,6 +115,25 @@ impl Mapping {
         self.base.as_ptr()
     }
 
+    /// Ends the mapping's use but keeps its addresses: fresh zero pages replace it, reserved
+    /// (`MAP_NORESERVE`) and never given back. After DLM shuts down its blocks are still freed
+    /// or grown by address, so no other mapping of the C library's may land there.
+    pub fn retire(self) {
+        // SAFETY: the mapping is ours and nobody uses its data any more; MAP_FIXED replaces it
+        // in place with fresh anonymous memory of the same length.
+        unsafe {
+            libc::mmap(
+                self.base().cast(),
+                self.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        std::mem::forget(self);
+    }
+
     /// Leaves the mapping out of `fork` children: their pages could only read as zeros there
     /// (the pager serves the parent), so a child's access must fault instead.
     pub fn exclude_from_fork(&self) -> io::Result<()> {
@@ -471,8 +490,10 @@ static mut PREVIOUS_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::May
 
 /// Whether `addr` lies in the DLM range (recorded at startup, kept after shutdown).
 pub fn in_dlm_range(addr: usize) -> bool {
-    use std::sync::atomic::Ordering::Relaxed;
-    (DLM_RANGE[0].load(Relaxed)..DLM_RANGE[1].load(Relaxed)).contains(&addr)
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    // The end is stored before the base (Release), so a base seen means its end is there too.
+    let base = DLM_RANGE[0].load(Acquire);
+    base != 0 && (base..DLM_RANGE[1].load(Relaxed)).contains(&addr)
 }
 
 /// Whether this process is the child of a `fork` of a DLM program.
@@ -483,9 +504,9 @@ pub fn is_forked_child() -> bool {
 /// In the child of a `fork`, a touch of DLM memory (left out of the child) prints why it fails
 /// before the SIGSEGV takes its course; other faults go to the handler that was there before.
 pub fn explain_dlm_faults_after_fork(mapping: &Mapping) {
-    use std::sync::atomic::Ordering::Relaxed;
-    DLM_RANGE[0].store(mapping.base() as usize, Relaxed);
+    use std::sync::atomic::Ordering::{Relaxed, Release};
     DLM_RANGE[1].store(mapping.base() as usize + mapping.len(), Relaxed);
+    DLM_RANGE[0].store(mapping.base() as usize, Release);
     extern "C" fn on_segv(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
         let addr = unsafe { (*info).si_addr() } as usize;

@@ -541,12 +541,13 @@ impl Job {
 /// Sets the MPI transport that is fast both under `mpirun` and between a singleton and the
 /// servers it spawned (Open MPI's shared-memory BTL cannot reach spawned processes; UCX can),
 /// lets a small machine run more servers than it has cores, keeps MPI from taking over the
-/// program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers and UCX from printing a backtrace when it
-/// gives up (DLM says what happened in one line), and lets the daemons that a singleton
+/// program's SIGSEGV/SIGBUS/SIGFPE/SIGILL handlers, UCX from printing a backtrace when it
+/// gives up (DLM says what happened in one line) and from hooking the allocation functions
+/// (a dlmcc-built program's `free` must stay DLM's), and lets the daemons that a singleton
 /// starts on other hosts notice a cut link within seconds (TCP keepalive; the default takes
 /// 8 minutes, and until then a daemon behind the cut lives on). A variable the user set wins.
 fn prepare_mpi_environment() {
-    const DEFAULTS: [(&str, &str); 11] = [
+    const DEFAULTS: [(&str, &str); 12] = [
         ("OMPI_MCA_pml", "ucx"),
         ("OMPI_MCA_pml_ucx_tls", "any"),
         ("OMPI_MCA_pml_ucx_devices", "any"),
@@ -555,6 +556,7 @@ fn prepare_mpi_environment() {
         ("UCX_ERROR_SIGNALS", ""),
         ("OMPI_MCA_opal_signal", ""),
         ("UCX_HANDLE_ERRORS", "none"),
+        ("UCX_MEM_MALLOC_HOOKS", "no"),
         ("OMPI_MCA_oob_tcp_keepalive_time", "4"),
         ("OMPI_MCA_oob_tcp_keepalive_intvl", "1"),
         ("OMPI_MCA_oob_tcp_keepalive_probes", "2"),

@@ -23,11 +23,10 @@ use std::process::{Command, ExitCode};
 
 /// The header directory of the runtime in this source tree.
 const INCLUDE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dlm-rt/include");
-/// The C library's allocation functions that the runtime defines for the whole process, so
-/// that any `free` or `realloc` of a DLM block, rewritten or not, goes to DLM: linked from
-/// `libdlm.a` even when the program's own code never names them, and exported so that every
-/// shared library calls them (docs/DLMCC.md).
-const MALLOC_FAMILY: [&str; 6] = ["malloc", "calloc", "realloc", "free", "reallocarray", "malloc_usable_size"];
+/// The C library's allocation functions for the whole process, linked into every program dlmcc
+/// links, so that any `free` or `realloc` of a DLM block, rewritten or not, goes to DLM
+/// (docs/DLMCC.md).
+const INTERPOSE_C: &str = include_str!("interpose.c");
 
 /// System libraries that Rust's standard library needs when linked statically into C.
 const RUST_SYSTEM_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
@@ -114,7 +113,9 @@ fn run() -> Result<ExitCode> {
         bail!("no input files\n{USAGE}");
     }
     let line = CommandLine::parse(&args);
-    let driver = Driver { compiler, compile_flags, line };
+    let scratch =
+        tempfile::Builder::new().prefix("dlmcc-link-").tempdir().context("cannot create a temporary directory")?;
+    let driver = Driver { compiler, compile_flags, line, scratch };
     if let Some(Showme::Command) = showme {
         println!("{} {}", driver.compiler, driver.whole_command(|_| None)?.join(" "));
         return Ok(ExitCode::SUCCESS);
@@ -145,17 +146,37 @@ struct Driver {
     compiler: String,
     compile_flags: Vec<String>,
     line: CommandLine,
+    /// Where `interpose.c` is compiled for a command that links (removed afterwards).
+    scratch: tempfile::TempDir,
 }
 
 impl Driver {
-    /// The whole command with some sources replaced; link flags added when it links.
+    /// The whole command with some sources replaced; when it links, the allocation functions
+    /// (`interpose.c`, compiled here) and the link flags are added.
     fn whole_command(&self, replace: impl Fn(&PathBuf) -> Option<String>) -> Result<Vec<String>> {
         let mut command = self.compile_flags.clone();
         command.extend(self.line.with_replacements(replace));
         if self.line.links() {
+            command.push(self.allocation_functions()?.display().to_string());
             command.extend(link_flags()?);
         }
         Ok(command)
+    }
+
+    /// `interpose.c` compiled for this command's target (its `-m…`, `-std` … flags apply).
+    fn allocation_functions(&self) -> Result<PathBuf> {
+        let source = self.scratch.path().join("dlm_interpose.c");
+        let object = self.scratch.path().join("dlm_interpose.o");
+        if !object.exists() {
+            std::fs::write(&source, INTERPOSE_C).with_context(|| format!("cannot write {}", source.display()))?;
+            let mut command = self.line.parse_flags();
+            command.extend(["-O2", "-fPIC", "-c", "-o"].map(String::from));
+            command.extend([object.display().to_string(), source.display().to_string()]);
+            if self.execute(command)? != ExitCode::SUCCESS {
+                bail!("cannot compile DLM's allocation functions with `{}`", self.compiler);
+            }
+        }
+        Ok(object)
     }
 
     /// Compiles with the rewritten copies in place of their sources. Each copy is compiled by
@@ -244,9 +265,7 @@ fn compile_flags() -> Result<Vec<String>> {
 }
 
 fn link_flags() -> Result<Vec<String>> {
-    let mut flags: Vec<String> =
-        MALLOC_FAMILY.iter().map(|name| format!("-Wl,--undefined={name},--export-dynamic-symbol={name}")).collect();
-    flags.push(runtime_library()?.display().to_string());
+    let mut flags = vec![runtime_library()?.display().to_string()];
     flags.extend(mpicc_showme("link")?);
     flags.extend(RUST_SYSTEM_LIBS.iter().map(|s| s.to_string()));
     Ok(flags)

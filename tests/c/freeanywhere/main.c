@@ -5,6 +5,8 @@
  *
  *   main DIR MIB        (MIB: size of each big array)
  */
+#define _GNU_SOURCE /* getline, reallocarray */
+#include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +95,23 @@ static void free_through_a_pointer(void) {
     release(a);
 }
 
+/* The C library's answers for the corner cases, for DLM blocks too. */
+static void corner_cases(void) {
+    double *a = malloc(n * sizeof(double));
+    a[n - 1] = 1;
+    a = realloc(a, 0);
+    printf("realloc to 0: %s\n", a ? "a block" : "NULL");
+    free(a);
+    volatile size_t huge = SIZE_MAX / 2; /* opaque: the overflow is the point */
+    errno = 0;
+    void *b = reallocarray(NULL, huge, 4);
+    printf("reallocarray overflow: %s, ENOMEM %d\n", b ? "a block" : "NULL", errno == ENOMEM);
+    double *c = reallocarray(malloc(n * sizeof(double)), n, 2 * sizeof(double));
+    fill(c, 2 * n, 4);
+    printf("reallocarray: %.1f\n", sum(c, 2 * n));
+    free(c);
+}
+
 static void after_main(void) {
     printf("atexit: %.1f\n", sum(late, n));
     free(late);
@@ -116,6 +135,7 @@ int main(int argc, char **argv) {
     library_grows_and_frees(64u << 10); /* below the threshold: the C library's */
     getline_grows_a_buffer(argv[1], 5u << 20);
     free_through_a_pointer();
+    corner_cases();
     late = malloc(n * sizeof(double));
     fill(late, n, 5);
     last = malloc(n * sizeof(double));
