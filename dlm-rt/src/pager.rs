@@ -227,6 +227,10 @@ pub struct Pager {
     donor_in_staging: Option<usize>,
     /// The block of the last missing fault, to see a stream inside a page.
     last_missing: usize,
+    /// Bytes made resident so far, and per missing fault lately (a moving average over about
+    /// 64 faults): how fast the resident set turns over, which bounds a page's lifetime.
+    installed_bytes: usize,
+    bytes_per_fault: usize,
     panic_at: Option<u64>,
     /// How many hosts the servers are on (see [`READ_AHEAD_BYTES`]).
     server_hosts: usize,
@@ -272,6 +276,8 @@ impl Pager {
             faults: 0,
             donor_in_staging: None,
             last_missing: 0,
+            installed_bytes: 0,
+            bytes_per_fault: block,
             panic_at,
             server_hosts,
         }
@@ -443,8 +449,11 @@ impl Pager {
 
     /// A read or write of a missing page or block: bring what the access pattern calls for.
     fn serve_missing(&mut self, index: usize, addr: usize, write: bool) {
+        let installed_before = self.installed_bytes;
         self.serve_missing_by_state(index, addr, write);
         self.last_missing = self.block_of(addr);
+        let brought = self.installed_bytes - installed_before;
+        self.bytes_per_fault = (self.bytes_per_fault * 63 + brought) / 64;
     }
 
     fn serve_missing_by_state(&mut self, index: usize, addr: usize, write: bool) {

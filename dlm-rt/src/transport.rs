@@ -99,8 +99,8 @@ pub struct Job {
     pub comm: SimpleCommunicator,
     /// Compute side: the servers on this host, each with a pidfd that turns readable if it exits.
     watched: Vec<Watched>,
-    /// Compute side: each server's host, to name it when it stops answering.
-    hosts: Vec<String>,
+    /// Compute side: each server's host and pid, to name it when it fails or stops answering.
+    peers: Vec<(String, u32)>,
     /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
     /// servers disconnect from their parent when they finalize.
     spawned: Option<mpi::ffi::MPI_Comm>,
@@ -172,7 +172,7 @@ unsafe impl Send for Job {}
 
 impl Job {
     fn new(comm: SimpleCommunicator, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
-        Job { comm, watched: Vec::new(), hosts: Vec::new(), spawned, last_keep_alive: Instant::now().into() }
+        Job { comm, watched: Vec::new(), peers: Vec::new(), spawned, last_keep_alive: Instant::now().into() }
     }
 
     /// From now on MPI errors on the job are returned, not fatal: a failed transfer ends the
@@ -322,15 +322,16 @@ impl Job {
     }
 
     fn host_of(&self, server: usize) -> &str {
-        self.hosts.get(server).map_or("an unknown host", String::as_str)
+        self.peers.get(server).map_or("an unknown host", |(host, _)| host.as_str())
     }
 
     fn failed(&self, server: usize, lost: PeerLost) -> ! {
+        let pid = self.peers.get(server).map_or(0, |(_, pid)| *pid);
         crate::sys::exit_now(
             1,
             &format!(
-                "memory server {} of {} on {} failed (MPI error {}: its process or host is gone, or the link to it \
-                 broke); the DLM pages it held are lost, so the program cannot go on",
+                "memory server {} of {} (pid {pid} on {}) failed (MPI error {}: its process or host is gone, or the \
+                 link to it broke); the DLM pages it held are lost, so the program cannot go on",
                 server + 1,
                 self.servers(),
                 self.host_of(server),
@@ -356,7 +357,7 @@ impl Job {
     /// Remembers every server's host and starts watching the servers that run on this host
     /// (the compute process's side).
     pub fn watch_servers(&mut self, hellos: &[Hello]) {
-        self.hosts = hellos.iter().map(|h| h.host.clone()).collect();
+        self.peers = hellos.iter().map(|h| (h.host.clone(), h.pid)).collect();
         let local = crate::sys::hostname();
         for (server, hello) in hellos.iter().enumerate().filter(|(_, h)| h.host == local) {
             if let Ok(exited) = crate::sys::watch_process(hello.pid) {

@@ -198,6 +198,9 @@ fn static_arrays_beyond_budget_and_servers_stop_before_main_naming_the_array() {
 
 #[test]
 fn headers_only_the_driven_compiler_has_are_found_by_the_parse() {
+    // It runs a DLM program: not while a cluster test adds and removes network links, which
+    // UCX enumerates when it starts.
+    let _heavy = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let source = repo_dir().join("tests/c/omp_serial.c");
     let native = dir.path().join("native");

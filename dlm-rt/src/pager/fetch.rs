@@ -14,9 +14,11 @@ impl Pager {
     /// used before it is evicted, so bringing the rest at once saves the block faults.
     ///
     /// A page's blocks arrive at `count / age` per fault, and a page stays resident for about
-    /// as many faults as the budget has blocks (each fault adds a block). If that rate fills at
-    /// least three quarters of the page within that lifetime, the working set (nearly) fits and
-    /// whole pages pay;
+    /// as many faults as it takes to bring the budget's worth of bytes at the recent bytes per
+    /// fault (a block each while faults bring blocks; fewer faults once they bring whole pages,
+    /// which keeps whole pages from feeding on themselves under random access). If that rate
+    /// fills at least three quarters of the page within that lifetime, the working set (nearly)
+    /// fits and whole pages pay;
     /// under random access over more data than the budget (rate × lifetime = the resident
     /// fraction of the page), blocks stay cheaper. The rate is trusted only after 1/32 of the
     /// page's blocks, about what one whole-page fetch costs in block faults (docs/PERFORMANCE.md).
@@ -24,7 +26,7 @@ impl Pager {
         let Some(blocks) = self.partial.get(&(index as u32)) else { return false };
         let per_page = self.page_size / self.block;
         let age = (self.faults - blocks.since).max(1) as usize;
-        let lifetime = self.resident_budget / self.block;
+        let lifetime = self.resident_budget / self.bytes_per_fault.max(self.block);
         blocks.count >= (per_page / DENSE_FRACTION).max(2) && 4 * blocks.count * lifetime >= 3 * per_page * age
     }
 
@@ -238,6 +240,7 @@ impl Pager {
     pub(super) fn now_resident(&mut self, index: usize, bytes: usize) {
         self.resident.push_back(index as u32);
         self.resident_bytes += bytes;
+        self.installed_bytes += bytes;
         self.counters.set_resident(self.resident_bytes as u64);
         if self.resident_bytes + self.page_size > self.resident_budget {
             self.clean_ahead();
@@ -282,6 +285,7 @@ impl Pager {
         Counters::add(&self.counters.bytes_fetched, self.block as u64);
         Counters::add(&self.counters.blocks_fetched, 1);
         self.resident_bytes += self.block;
+        self.installed_bytes += self.block;
         self.counters.set_resident(self.resident_bytes as u64);
     }
 
@@ -322,6 +326,7 @@ impl Pager {
         page.written |= write;
         page.huge = false;
         self.resident_bytes += absent_bytes;
+        self.installed_bytes += absent_bytes;
         self.counters.set_resident(self.resident_bytes as u64);
     }
 }
