@@ -2,7 +2,7 @@
 //!
 //! Like `mpicc`, it forwards every argument to the underlying compiler (`cc`, or `$DLMCC_CC`)
 //! and adds what DLM needs: the `dlm.h` include directory and MPI's compile flags, and when it
-//! links, the runtime library `libdlm.a` (found beside this executable) and MPI's link flags.
+//! links, the runtime library `libdlm.a` (beside this executable, or in its installed prefix: `layout`) and MPI's link flags.
 //! `--showme` prints the command instead of running it (`--showme:compile`, `--showme:link`
 //! print only the added flags).
 //!
@@ -12,6 +12,7 @@
 //! `#include "..."` first.
 
 mod args;
+mod layout;
 mod rewrite;
 mod search_path;
 
@@ -21,8 +22,6 @@ use rewrite::{DlmOptions, Refusal, Rewritten};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The header directory of the runtime in this source tree.
-const INCLUDE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dlm-rt/include");
 /// The C library's allocation functions for the whole process, linked into every program dlmcc
 /// links, so that any `free` or `realloc` of a DLM block, rewritten or not, goes to DLM
 /// (docs/DLMCC.md).
@@ -259,13 +258,13 @@ impl Driver {
 }
 
 fn compile_flags() -> Result<Vec<String>> {
-    let mut flags = vec![format!("-I{}", Path::new(INCLUDE_DIR).display())];
+    let mut flags = vec![format!("-I{}", layout::locate()?.include_dir.display())];
     flags.extend(mpicc_showme("compile")?);
     Ok(flags)
 }
 
 fn link_flags() -> Result<Vec<String>> {
-    let mut flags = vec![runtime_library()?.display().to_string()];
+    let mut flags = vec![layout::locate()?.library.display().to_string()];
     flags.extend(mpicc_showme("link")?);
     flags.extend(RUST_SYSTEM_LIBS.iter().map(|s| s.to_string()));
     Ok(flags)
@@ -276,19 +275,6 @@ fn name_original_in_depfile(depfile: &Path, copy: &Path, source: &Path) -> Resul
     let Ok(text) = std::fs::read_to_string(depfile) else { return Ok(()) };
     let fixed = text.replace(&copy.display().to_string(), &source.display().to_string());
     std::fs::write(depfile, fixed).with_context(|| format!("cannot update {}", depfile.display()))
-}
-
-/// `libdlm.a`, built by cargo into the same directory as this executable.
-fn runtime_library() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate the dlmcc executable")?;
-    let lib = exe.with_file_name("libdlm.a");
-    if !lib.is_file() {
-        bail!(
-            "the DLM runtime library {} is missing; build it with `cargo build --release` in the DLM source tree",
-            lib.display()
-        );
-    }
-    Ok(lib)
 }
 
 /// MPI's own flags, as Open MPI's wrapper compiler reports them.

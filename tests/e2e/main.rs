@@ -7,6 +7,7 @@ mod cluster;
 mod dlmcc;
 mod exits;
 mod free_anywhere;
+mod install;
 mod kernel_io;
 mod paging;
 mod reliability;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the DLM toolchain for the users of a machine, the way mpicc is installed:
+#
+#   scripts/install.sh [--prefix DIR]       (default: /usr/local)
+#
+# DIR/bin/dlmcc, DIR/lib/libdlm.a and libdlm.so, DIR/include/dlm.h and DIR/lib/pkgconfig/dlm.pc.
+# The installed dlmcc finds its runtime relative to its own location, so it works from any
+# directory (`CC=dlmcc make`), and `pkg-config --cflags --libs dlm` gives what plain cc needs
+# to build a program against the DLM API. Builds the release first if needed.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 [--prefix DIR]" >&2
+    exit 2
+}
+
+prefix=/usr/local
+while [ $# -gt 0 ]; do
+    case $1 in
+    --prefix) [ $# -ge 2 ] || usage; prefix=$2; shift 2 ;;
+    --prefix=*) prefix=${1#*=}; shift ;;
+    -h | --help) usage ;;
+    *) echo "install.sh: unknown argument '$1'" >&2; usage ;;
+    esac
+done
+command -v mpicc >/dev/null || { echo "install.sh: needs Open MPI's mpicc (run scripts/setup.sh)" >&2; exit 1; }
+cd "$(dirname "$0")/.."
+cargo build --release -p dlm-rt -p dlmcc --lib --bins
+mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd)
+
+install -d "$prefix/bin" "$prefix/lib/pkgconfig" "$prefix/include"
+install -m 755 target/release/dlmcc "$prefix/bin/dlmcc"
+install -m 644 target/release/libdlm.a "$prefix/lib/libdlm.a"
+install -m 755 target/release/libdlm.so "$prefix/lib/libdlm.so"
+install -m 644 dlm-rt/include/dlm.h "$prefix/include/dlm.h"
+# What a C program linked against the runtime needs besides it: MPI, and the system libraries
+# of Rust's standard library.
+cat >"$prefix/lib/pkgconfig/dlm.pc" <<PC
+prefix=$prefix
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: dlm
+Description: DLM (Distributed Large Memory): page big arrays to MPI memory servers
+Version: $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+Cflags: -I\${includedir} $(mpicc --showme:compile)
+Libs: -L\${libdir} -Wl,-rpath,\${libdir} -ldlm $(mpicc --showme:link) -lgcc_s -lutil -lrt -lpthread -lm -ldl
+PC
+echo "installed DLM into $prefix: bin/dlmcc, lib/libdlm.{a,so}, include/dlm.h, lib/pkgconfig/dlm.pc"
