@@ -46,6 +46,7 @@ memory; the program then starts DLM before main by itself.
   --showme:compile      print the flags dlmcc adds when compiling
   --showme:link         print the flags dlmcc adds when linking
   --help                print this text
+  --version             print dlmcc's version
 In the source: `#pragma dlm` before a declaration (or `__attribute__((dlm))`) puts its arrays
 in DLM whatever their size; `#pragma dlm off` keeps the next declaration or statement out.
 ";
@@ -83,6 +84,10 @@ fn run() -> Result<ExitCode> {
             "--dlm-emit-rewritten" => dlm.emit_rewritten = true,
             "--help" => {
                 print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            "--version" => {
+                println!("dlmcc (DLM) {}", env!("CARGO_PKG_VERSION"));
                 return Ok(ExitCode::SUCCESS);
             }
             other if other.starts_with("--dlm-threshold=") => {

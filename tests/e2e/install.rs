@@ -29,6 +29,8 @@ fn installed_toolchain_builds_from_another_directory_and_with_pkg_config() {
     for file in ["bin/dlmcc", "lib/libdlm.a", "lib/libdlm.so", "include/dlm.h", "lib/pkgconfig/dlm.pc"] {
         assert!(prefix.path().join(file).is_file(), "{file} was not installed");
     }
+    let version = Command::new(prefix.path().join("bin/dlmcc")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("dlmcc (DLM) 0."), "{version:?}");
 
     // The installed dlmcc, from a directory that is not the source tree.
     let work = tempfile::tempdir().unwrap();
