@@ -578,27 +578,13 @@ pub fn explain_abort(hints: Vec<(i32, String)>) {
     }
     extern "C" fn on_abort(_: libc::c_int) {
         for (fd, message) in ABORT_HINTS.get().into_iter().flatten() {
-            let mut p = libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: poll and write are async-signal-safe and use live memory. The transport can
-            // see a peer vanish a moment before its pidfd turns readable: wait briefly.
-            unsafe {
-                if libc::poll(&mut p, 1, 500) == 1 {
-                    libc::write(2, message.as_ptr().cast(), message.len());
-                }
+            if readable_soon(*fd) {
+                write_stderr(message);
             }
         }
-        // SAFETY: restoring the default action and re-raising ends the process as abort would.
-        unsafe {
-            libc::signal(libc::SIGABRT, libc::SIG_DFL);
-            libc::raise(libc::SIGABRT);
-        }
+        abort_as_before();
     }
-    // SAFETY: installs a handler that only calls async-signal-safe functions.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_abort as extern "C" fn(libc::c_int) as usize;
-        libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
-    }
+    handle_abort(on_abort);
 }
 
 static ENDED_PEER: std::sync::OnceLock<(OwnedFd, String)> = std::sync::OnceLock::new();
@@ -610,28 +596,47 @@ pub fn exit_on_abort_if_ended(peer: OwnedFd, message: String) {
         return;
     }
     extern "C" fn on_abort(_: libc::c_int) {
-        if let Some((peer, message)) = ENDED_PEER.get() {
-            let mut p = libc::pollfd { fd: peer.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            // SAFETY: poll, write and _exit are async-signal-safe and use live memory. The
-            // transport can see its peer vanish a moment before the pidfd turns readable.
-            unsafe {
-                if libc::poll(&mut p, 1, 500) == 1 {
-                    libc::write(2, message.as_ptr().cast(), message.len());
-                    libc::_exit(1);
-                }
-            }
+        if let Some((_, message)) = ENDED_PEER.get().filter(|(peer, _)| readable_soon(peer.as_raw_fd())) {
+            write_stderr(message);
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(1) };
         }
-        // SAFETY: restoring the default action and re-raising ends the process as abort would.
-        unsafe {
-            libc::signal(libc::SIGABRT, libc::SIG_DFL);
-            libc::raise(libc::SIGABRT);
-        }
+        abort_as_before();
     }
-    // SAFETY: installs a handler that only calls async-signal-safe functions.
+    handle_abort(on_abort);
+}
+
+/// Installs `handler` for SIGABRT; it must only call async-signal-safe functions.
+fn handle_abort(handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: the handlers of this module only call async-signal-safe functions.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_abort as extern "C" fn(libc::c_int) as usize;
+        action.sa_sigaction = handler as usize;
         libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
+    }
+}
+
+/// Whether pidfd `fd` turns readable (its process ended) within half a second: the transport
+/// can see a peer vanish a moment before its pidfd does. Async-signal-safe.
+fn readable_soon(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll is async-signal-safe and reads one live pollfd.
+    unsafe { libc::poll(&mut p, 1, 500) == 1 }
+}
+
+/// Writes `message` to fd 2 without Rust's stderr lock. Async-signal-safe.
+fn write_stderr(message: &str) {
+    // SAFETY: write is async-signal-safe and reads a live buffer.
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// From a SIGABRT handler: ends the process as the abort would have.
+fn abort_as_before() {
+    // SAFETY: signal and raise are async-signal-safe; with the default action restored, the
+    // re-raised SIGABRT ends the process.
+    unsafe {
+        libc::signal(libc::SIGABRT, libc::SIG_DFL);
+        libc::raise(libc::SIGABRT);
     }
 }
 
