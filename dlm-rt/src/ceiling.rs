@@ -14,7 +14,7 @@ use std::time::Instant;
 /// while the sweep waits in the fault.
 pub fn userfaultfd_sweep(bytes: usize, page: usize, allow_moves: bool) -> io::Result<f64> {
     let region = Mapping::reserve(bytes)?;
-    let mut uffd = FaultFd::register(&region).map_err(io::Error::other)?;
+    let mut uffd = FaultFd::register(&region)?;
     let mut staging = Staging::new(2, page, &uffd, allow_moves)?;
     let base = region.base() as usize;
     let pages = bytes / page;

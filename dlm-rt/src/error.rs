@@ -26,8 +26,11 @@ pub enum Error {
     UnknownHost { path: std::path::PathBuf, line: usize, host: String, reason: String },
     #[error("cannot start memory servers: {0}")]
     Spawn(String),
-    #[error("cannot serve page faults: userfaultfd failed ({0}); run as root or give this user read-write access to /dev/userfaultfd")]
-    Userfaultfd(String),
+    #[error(
+        "cannot serve page faults: userfaultfd failed ({0}); DLM needs a kernel with userfaultfd \
+         (Linux 5.11 or later for a user who is not root): `dlm doctor` checks this machine"
+    )]
+    Userfaultfd(#[source] std::io::Error),
     #[error("cannot serve a static array as DLM memory: {0}")]
     Adopt(String),
     #[error(

@@ -216,11 +216,11 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         Mapping::reserve(range as usize)
     };
     let region = region.map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
-    let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
-    region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+    let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
+    region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
     sys::explain_dlm_faults_after_fork(&region);
     sys::explain_termination_signals();
-    let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?);
+    let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e)))?);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
@@ -236,7 +236,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         panic_at: config.pager_panic_at,
     };
     let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages)
-        .map_err(|e| abort(&job, Error::Userfaultfd(e.to_string())))?;
+        .map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
     let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())

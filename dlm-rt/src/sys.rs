@@ -246,14 +246,26 @@ pub struct Fault {
     pub write_protected: bool,
 }
 
+/// Which faults the kernel hands to a userfaultfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// Every fault, also one the kernel takes on the program's behalf (`read(2)` into a missing
+    /// page waits for the pager). Needs root, read-write access to `/dev/userfaultfd`, or
+    /// `vm.unprivileged_userfaultfd=1`.
+    KernelAndUser,
+    /// Only faults of user-space code (`UFFD_USER_MODE_ONLY`, open to any user): the kernel's
+    /// own access to a missing or write-protected page fails with `EFAULT`, so I/O into DLM
+    /// memory must hold its pages resident first (the pager's `Hold`).
+    UserOnly,
+}
+
 /// A userfaultfd that serves a mapping in missing + write-protect mode.
-///
-/// Created in kernel-and-user mode so that system calls (`read(2)` into DLM memory) fault too.
 pub struct FaultFd {
     uffd: Uffd,
     events: EventBuffer,
     /// Whether the kernel has `UFFDIO_MOVE` (Linux 6.8).
     can_move: bool,
+    mode: FaultMode,
 }
 
 /// `UFFD_FEATURE_MOVE` and `UFFDIO_MOVE` (Linux 6.8), which the userfaultfd crates predate.
@@ -261,6 +273,8 @@ const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
 /// `_IOWR(0xAA, 0x05, struct uffdio_move)`.
 const UFFDIO_MOVE: libc::c_ulong = 0xC000_0000 | ((size_of::<UffdioMove>() as libc::c_ulong) << 16) | 0xAA05;
+/// The `userfaultfd(2)` flag that limits it to faults of user-space code.
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
 
 #[repr(C)]
 struct UffdioMove {
@@ -271,28 +285,90 @@ struct UffdioMove {
     moved: i64,
 }
 
+/// A fresh userfaultfd with the features DLM uses, and what it can do.
+struct OpenedFaultFd {
+    uffd: Uffd,
+    can_move: bool,
+    mode: FaultMode,
+}
+
+/// Opens a userfaultfd: in kernel-and-user mode when this process may, else in user-only mode,
+/// with `UFFDIO_MOVE` when the kernel has it.
+fn open_fault_fd() -> io::Result<OpenedFaultFd> {
+    let with_move = FeatureFlags::PAGEFAULT_FLAG_WP | FeatureFlags::from_bits_retain(UFFD_FEATURE_MOVE);
+    let without_move = FeatureFlags::PAGEFAULT_FLAG_WP;
+    for mode in [FaultMode::KernelAndUser, FaultMode::UserOnly] {
+        let opened = create_fault_fd(mode, with_move)
+            .map(|uffd| OpenedFaultFd { uffd, can_move: true, mode })
+            .or_else(|_| create_fault_fd(mode, without_move).map(|uffd| OpenedFaultFd { uffd, can_move: false, mode }));
+        match opened {
+            Err(e) if mode == FaultMode::KernelAndUser && is_permission_error(&e) => continue,
+            result => return result,
+        }
+    }
+    unreachable!("user-only mode ends the loop")
+}
+
+fn is_permission_error(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+}
+
+/// One userfaultfd in `mode`, its API handshake done with `features` required.
+fn create_fault_fd(mode: FaultMode, features: FeatureFlags) -> io::Result<Uffd> {
+    match mode {
+        FaultMode::KernelAndUser => UffdBuilder::new()
+            .close_on_exec(true)
+            .non_blocking(true)
+            .user_mode_only(false)
+            .require_features(features)
+            .create()
+            .map_err(crate_error_to_io),
+        FaultMode::UserOnly => {
+            // The crate opens /dev/userfaultfd whenever it exists, and that is what a user may
+            // not do; the system call with this flag is open to every user.
+            let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY;
+            // SAFETY: userfaultfd(2) takes flags only.
+            let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a fresh descriptor that nothing else owns.
+            let uffd = unsafe { Uffd::from_raw_fd(fd as i32) };
+            let mut api = userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
+            // SAFETY: `api` is a valid uffdio_api for this userfaultfd.
+            if unsafe { libc::ioctl(uffd.as_raw_fd(), userfaultfd_sys::UFFDIO_API as _, &mut api) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(uffd)
+        }
+    }
+}
+
+/// The OS error inside the crate's error, so that callers can tell a refusal from the rest.
+fn crate_error_to_io(error: userfaultfd::Error) -> io::Error {
+    match error {
+        userfaultfd::Error::OpenDevUserfaultfd(e) => e,
+        userfaultfd::Error::SystemError(errno) => io::Error::from_raw_os_error(errno as i32),
+        other => io::Error::other(other),
+    }
+}
+
 impl FaultFd {
     /// Creates the userfaultfd and registers `mapping` with it.
-    pub fn register(mapping: &Mapping) -> Result<Self, userfaultfd::Error> {
-        let create = |features| {
-            UffdBuilder::new()
-                .close_on_exec(true)
-                .non_blocking(true)
-                .user_mode_only(false)
-                .require_features(features)
-                .create()
-        };
-        let with_move = FeatureFlags::PAGEFAULT_FLAG_WP | FeatureFlags::from_bits_retain(UFFD_FEATURE_MOVE);
-        let (uffd, can_move) = match create(with_move) {
-            Ok(uffd) => (uffd, true),
-            Err(_) => (create(FeatureFlags::PAGEFAULT_FLAG_WP)?, false),
-        };
+    pub fn register(mapping: &Mapping) -> io::Result<Self> {
+        let OpenedFaultFd { uffd, can_move, mode } = open_fault_fd()?;
         uffd.register_with_mode(
             mapping.base().cast(),
             mapping.len(),
             RegisterMode::MISSING | RegisterMode::WRITE_PROTECT,
-        )?;
-        Ok(FaultFd { uffd, events: EventBuffer::new(64), can_move })
+        )
+        .map_err(crate_error_to_io)?;
+        Ok(FaultFd { uffd, events: EventBuffer::new(64), can_move, mode })
+    }
+
+    /// Which faults come to the pager.
+    pub fn mode(&self) -> FaultMode {
+        self.mode
     }
 
     /// Whether pages can be moved into and out of the registered ranges ([`FaultFd::move_pages`]).
@@ -303,14 +379,16 @@ impl FaultFd {
     /// Registers a mapping the pager keeps its own pages in, so that pages can be moved between
     /// it and the DLM range. It never faults to the pager: write-protect mode only, and the
     /// pager protects none of its pages.
-    pub fn register_staging(&self, mapping: &Mapping) -> Result<(), userfaultfd::Error> {
-        self.uffd.register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT)?;
+    pub fn register_staging(&self, mapping: &Mapping) -> io::Result<()> {
+        self.uffd.register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT).map_err(crate_error_to_io)?;
         Ok(())
     }
 
     /// Registers one more range (a static array adopted with [`adopt_range`]).
-    pub fn register_range(&self, start: *mut u8, len: usize) -> Result<(), userfaultfd::Error> {
-        self.uffd.register_with_mode(start.cast(), len, RegisterMode::MISSING | RegisterMode::WRITE_PROTECT)?;
+    pub fn register_range(&self, start: *mut u8, len: usize) -> io::Result<()> {
+        self.uffd
+            .register_with_mode(start.cast(), len, RegisterMode::MISSING | RegisterMode::WRITE_PROTECT)
+            .map_err(crate_error_to_io)?;
         Ok(())
     }
 
