@@ -209,3 +209,58 @@ pub fn assert_no_survivors(exe: &Path) {
     kill_all(&left);
     assert!(left.is_empty(), "DLM processes left behind: {left:?}");
 }
+
+/// A user who is not root, for the tests of what such a user can do (`plain_user`).
+pub struct PlainUser {
+    pub name: &'static str,
+}
+
+/// The tests' user who is not root, created on first use; `Err` with the reason to print when
+/// the tests cannot create one (they do not run as root).
+pub fn plain_user() -> Result<PlainUser, String> {
+    static CREATED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    const NAME: &str = "dlm-plain";
+    CREATED
+        .get_or_init(|| {
+            if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+                return Err("skipped: the tests do not run as root, so they cannot create a plain user".into());
+            }
+            if Command::new("id").arg(NAME).output().is_ok_and(|o| o.status.success()) {
+                return Ok(());
+            }
+            let status = Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME])
+                .status()
+                .map_err(|e| format!("cannot run useradd: {e}"))?;
+            status.success().then_some(()).ok_or_else(|| format!("useradd {NAME} failed: {status}"))
+        })
+        .clone()
+        .map(|()| PlainUser { name: NAME })
+}
+
+impl PlainUser {
+    /// Runs `program` as this user, with the test's environment and `HOME` set to `home`.
+    pub fn command(&self, home: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", self.name, "--regid", self.name, "--init-groups", "--"]).arg(program).env("HOME", home);
+        cmd
+    }
+
+    /// A temporary directory that this user owns (and so may read, write and run files in).
+    pub fn tempdir(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("chown").arg(format!("{0}:{0}", self.name)).arg(dir.path()).status().expect("chown");
+        assert!(status.success(), "chown {} failed", dir.path().display());
+        dir
+    }
+
+    /// A copy of `file` in `dir` that this user can run (the checkout may be in a directory
+    /// only root can enter).
+    pub fn runnable_copy(&self, file: &Path, dir: &Path) -> PathBuf {
+        let copy = dir.join(file.file_name().expect("file name"));
+        std::fs::copy(file, &copy).expect("copy for the plain user");
+        let status = Command::new("chown").arg(format!("{0}:{0}", self.name)).arg(&copy).status().expect("chown");
+        assert!(status.success());
+        copy
+    }
+}
