@@ -26,6 +26,8 @@ struct dlm_stats {
     double wait_seconds;            /* time threads waited for the pager */
     uint64_t pages_moved;           /* pages moved into place (UFFDIO_MOVE), not copied */
     uint64_t blocks_fetched;        /* isolated faults that fetched only the system page touched */
+    uint64_t user_mode_only;        /* 1: user-only paging (no /dev/userfaultfd access); I/O holds buffers */
+    uint64_t io_holds;              /* I/O calls (or slices) that held DLM memory resident */
 };
 
 /* Starts DLM. Call it first in main with main's arguments (or NULLs). Under mpirun, ranks other

@@ -46,9 +46,10 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
   Rust API, with [`advise`].
 - `staging` holds the pager's staging slots (pages received and moved through them), `stats`
   the counters, `error` the typed errors, `ceiling` the benchmark's raw fault-path ceiling, and
-  `rewritten` the hooks that code rewritten by dlmcc calls, and `malloc` what the allocation
+  `rewritten` the hooks that code rewritten by dlmcc calls, `malloc` what the allocation
   functions of a dlmcc-built program do with a pointer (DLM blocks go to DLM wherever they are
-  freed).
+  freed), and `held` what its I/O functions (and [`read_exact`], [`write_all`]) do when only
+  user-space faults reach the pager: hold the buffer's pages resident for the kernel.
 */
 
 mod boxed;
@@ -57,6 +58,7 @@ pub mod ceiling;
 pub mod config;
 mod error;
 mod heap;
+mod held;
 mod malloc;
 pub mod memfile;
 mod pager;
@@ -77,6 +79,7 @@ pub use bytemuck::Zeroable;
 pub use config::ConfigError;
 pub use dlm_macros::{dlm, main};
 pub use error::Error;
+pub use held::{read_exact, write_all};
 pub use memfile::MemfileError;
 pub use pager::Advice;
 pub use size::SizeError;

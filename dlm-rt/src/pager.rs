@@ -23,7 +23,8 @@
 //! Parts: `page` (a page's entry and [`State`]), `slots` (where evicted pages live on the
 //! servers, striped by capacity), `streams` (stream detection), `fetch`
 //! (bringing pages and blocks in), `evict` (making room, sending data home, MPI progress),
-//! `failure` (the thread never unwinds); this file holds the thread's loop, the commands and
+//! `failure` (the thread never unwinds), `hold` (pages kept resident while the kernel accesses
+//! them); this file holds the thread's loop, the commands and
 //! the fault dispatch.
 //!
 //! Besides the heap's DLM range, the pager serves *static segments*: static arrays of a C or
@@ -34,6 +35,7 @@
 mod evict;
 mod failure;
 mod fetch;
+mod hold;
 mod page;
 mod slots;
 mod streams;
@@ -42,6 +44,7 @@ use crate::staging::{Slot, Staging};
 use crate::stats::Counters;
 use crate::sys::{self, fatal, poll_readable, EventFd, Fault, FaultFd, Mapping};
 use crate::transport::{Job, Request, Transfer, KEEP_ALIVE};
+pub use hold::KernelAccess;
 use page::{Blocks, Page, State};
 use slots::ServerSlots;
 use std::collections::{HashMap, VecDeque};
@@ -98,6 +101,11 @@ pub enum Command {
     AddStatic { start: usize, len: usize, keep_contents: bool },
     /// Take `advice` for the DLM memory in `[start, start+len)`.
     Advise { start: usize, len: usize, advice: Advice },
+    /// Bring `[start, start+len)` in and keep it resident until [`Command::Release`]: the
+    /// kernel will access it (see [`hold`]).
+    Hold { start: usize, len: usize, access: KernelAccess },
+    /// End a [`Command::Hold`] of the same range.
+    Release { start: usize, len: usize },
     /// Stop the servers and end the pager thread.
     Shutdown,
 }
@@ -329,6 +337,14 @@ impl Pager {
                 }
                 Command::AddStatic { start, len, keep_contents } => self.add_static(start, len, keep_contents),
                 Command::Advise { start, len, advice } => self.advise(start, len, advice),
+                Command::Hold { start, len, access } => {
+                    self.hold(start, len, access);
+                    Ok(())
+                }
+                Command::Release { start, len } => {
+                    self.release(start, len);
+                    Ok(())
+                }
                 Command::Shutdown => {
                     self.drain_transfers();
                     self.job.shut_down_servers();

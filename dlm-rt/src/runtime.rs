@@ -5,10 +5,10 @@ use crate::config::{self, Config, ConfigError};
 use crate::error::Error;
 use crate::heap::Heap;
 use crate::memfile::ServerLine;
-use crate::pager::{self, Advice, Command, Limits, Mailbox, Pager};
+use crate::pager::{self, Advice, Command, KernelAccess, Limits, Mailbox, Pager};
 use crate::staging::Staging;
 use crate::stats::{Counters, Stats};
-use crate::sys::{self, FaultFd, Mapping};
+use crate::sys::{self, FaultFd, FaultMode, Mapping};
 use crate::transport::{self, Hello, Job, Launch, Setup};
 use mpi::environment::Universe;
 use std::ptr::NonNull;
@@ -49,6 +49,8 @@ struct Runtime {
     mailbox: Arc<Mailbox>,
     counters: Arc<Counters>,
     heap: Heap,
+    /// Which faults reach the pager: in user-only mode I/O calls hold their buffers.
+    fault_mode: FaultMode,
     config: Config,
     budget: u64,
     servers: u64,
@@ -101,6 +103,10 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     };
     let (config, program_argc) = parsed;
     let runtime = start_compute(universe, job, config, spawned)?;
+    if runtime.fault_mode == FaultMode::UserOnly {
+        let page = runtime.config.page_size;
+        crate::held::enable((runtime.budget as usize / 4).max(page) / page * page);
+    }
     *state() = State::Running(Box::new(runtime));
     RUNNING.store(true, Ordering::Release);
     Ok(Started { program_argc })
@@ -217,6 +223,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     };
     let region = region.map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
+    let fault_mode = uffd.mode();
     region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
     sys::explain_dlm_faults_after_fork(&region);
     sys::explain_termination_signals();
@@ -246,6 +253,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         pager: Some(pager),
         universe: Some(universe),
         heap: Heap::new(region.len(), config.page_size, budget, capacity),
+        fault_mode,
         region,
         mailbox,
         counters,
@@ -332,7 +340,32 @@ pub fn adopt_static(start: usize, len: usize, keep_contents: bool) -> Result<(),
     // page spans one more page than its length alone: charge every page it touches.
     let page = rt.config.page_size;
     rt.heap.reserve(start % page + len)?;
-    rt.mailbox.call(Command::AddStatic { start, len, keep_contents }).map_err(Error::Adopt)
+    rt.mailbox.call(Command::AddStatic { start, len, keep_contents }).map_err(Error::Adopt)?;
+    crate::held::add_static(start..start + len);
+    Ok(())
+}
+
+/// Has the pager bring the DLM memory in `[start, start+len)` in and keep it resident until
+/// [`release_hold`], so that the kernel can `access` it in user-only mode (see `held`).
+pub fn hold(start: usize, len: usize, access: KernelAccess) {
+    if let Some(mailbox) = running_mailbox() {
+        let _ = mailbox.call(Command::Hold { start, len, access });
+    }
+}
+
+/// Ends a [`hold`] of the same range.
+pub fn release_hold(start: usize, len: usize) {
+    if let Some(mailbox) = running_mailbox() {
+        let _ = mailbox.call(Command::Release { start, len });
+    }
+}
+
+/// The pager's mailbox while DLM runs (taken out of the lock: the call may wait for data).
+fn running_mailbox() -> Option<Arc<Mailbox>> {
+    match &*state() {
+        State::Running(rt) => Some(rt.mailbox.clone()),
+        _ => None,
+    }
 }
 
 /// The current statistics, if DLM is running.
@@ -345,7 +378,10 @@ pub fn stats() -> Option<Stats> {
 
 impl Runtime {
     fn stats(&self) -> Stats {
-        Stats::capture(&self.counters, self.budget, self.config.page_size as u64, self.servers, self.capacity)
+        let mut stats =
+            Stats::capture(&self.counters, self.budget, self.config.page_size as u64, self.servers, self.capacity);
+        stats.user_mode_only = u64::from(self.fault_mode == FaultMode::UserOnly);
+        stats
     }
 }
 
@@ -359,6 +395,7 @@ pub fn shutdown() {
     let mut rt = {
         let mut guard = state();
         RUNNING.store(false, Ordering::Release);
+        crate::held::disable();
         match std::mem::replace(&mut *guard, State::ShutDown) {
             State::Running(rt) => rt,
             other => {

@@ -16,6 +16,7 @@ pub struct Counters {
     pub wait_nanos: AtomicU64,
     pub pages_moved: AtomicU64,
     pub blocks_fetched: AtomicU64,
+    pub io_holds: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +53,11 @@ pub struct Stats {
     pub pages_moved: u64,
     /// Isolated faults served by fetching only the system page touched, not its whole DLM page.
     pub blocks_fetched: u64,
+    /// 1 when the pager's userfaultfd sees only faults of user-space code (no access to
+    /// `/dev/userfaultfd`): I/O calls then hold their DLM buffers resident.
+    pub user_mode_only: u64,
+    /// I/O calls (or slices of one) that held DLM memory resident for the kernel.
+    pub io_holds: u64,
 }
 
 impl Stats {
@@ -71,12 +77,22 @@ impl Stats {
             wait_seconds: counters.wait_nanos.load(Relaxed) as f64 * 1e-9,
             pages_moved: counters.pages_moved.load(Relaxed),
             blocks_fetched: counters.blocks_fetched.load(Relaxed),
+            user_mode_only: 0,
+            io_holds: counters.io_holds.load(Relaxed),
         }
     }
 
     /// The summary printed on stderr with `DLM_STATS=1`.
     pub fn summary(&self) -> String {
-        format!(
+        let mode = if self.user_mode_only != 0 {
+            format!(
+                "dlm: user-only paging (this user may not open /dev/userfaultfd): {} I/O call(s) held their DLM buffers resident\n",
+                self.io_holds
+            )
+        } else {
+            String::new()
+        };
+        mode + &format!(
             "dlm: {} faults ({} zero-filled, {} single blocks), fetched {}, wrote back {}, evicted {} pages of {}\n\
              dlm: peak resident {} of a {} local budget; {} memory server(s) with {}; waited {:.3} s for the pager\n",
             self.faults,
@@ -100,7 +116,7 @@ impl Stats {
             "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
              \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
              \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}, \
-             \"pages_moved\": {}, \"blocks_fetched\": {}}}\n",
+             \"pages_moved\": {}, \"blocks_fetched\": {}, \"user_mode_only\": {}, \"io_holds\": {}}}\n",
             self.faults,
             self.zero_fills,
             self.bytes_fetched,
@@ -115,6 +131,8 @@ impl Stats {
             self.wait_seconds,
             self.pages_moved,
             self.blocks_fetched,
+            self.user_mode_only,
+            self.io_holds,
         )
     }
 }

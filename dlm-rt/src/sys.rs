@@ -334,7 +334,8 @@ fn create_fault_fd(mode: FaultMode, features: FeatureFlags) -> io::Result<Uffd> 
             }
             // SAFETY: a fresh descriptor that nothing else owns.
             let uffd = unsafe { Uffd::from_raw_fd(fd as i32) };
-            let mut api = userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
+            let mut api =
+                userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
             // SAFETY: `api` is a valid uffdio_api for this userfaultfd.
             if unsafe { libc::ioctl(uffd.as_raw_fd(), userfaultfd_sys::UFFDIO_API as _, &mut api) } != 0 {
                 return Err(io::Error::last_os_error());
@@ -380,7 +381,9 @@ impl FaultFd {
     /// it and the DLM range. It never faults to the pager: write-protect mode only, and the
     /// pager protects none of its pages.
     pub fn register_staging(&self, mapping: &Mapping) -> io::Result<()> {
-        self.uffd.register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT).map_err(crate_error_to_io)?;
+        self.uffd
+            .register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT)
+            .map_err(crate_error_to_io)?;
         Ok(())
     }
 
@@ -572,6 +575,13 @@ pub fn in_dlm_range(addr: usize) -> bool {
     // The end is stored before the base (Release), so a base seen means its end is there too.
     let base = DLM_RANGE[0].load(Acquire);
     base != 0 && (base..DLM_RANGE[1].load(Relaxed)).contains(&addr)
+}
+
+/// Whether `[start, end)` has bytes in the DLM range.
+pub fn overlaps_dlm_range(start: usize, end: usize) -> bool {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    let base = DLM_RANGE[0].load(Acquire);
+    base != 0 && base < end && start < DLM_RANGE[1].load(Relaxed)
 }
 
 /// Whether this process is the child of a `fork` of a DLM program.

@@ -47,6 +47,8 @@ const PARSE_PREFIXES: [&str; 15] = [
     "-funsigned-char",
     "-fsigned-char",
 ];
+/// Flags that choose what the compiler produces code for.
+const TARGET_PREFIXES: [&str; 4] = ["-m32", "-m64", "--sysroot", "-march="];
 const PARSE_FLAGS: [&str; 4] = ["-ansi", "-pthread", "-nostdinc", "-fms-extensions"];
 
 /// Flags that only matter when linking: left out when dlmcc compiles a source on its own.
@@ -158,6 +160,21 @@ impl CommandLine {
         for arg in &self.args {
             if let Arg::Option(flag, _) = arg {
                 if PARSE_FLAGS.contains(&flag.as_str()) || PARSE_PREFIXES.iter().any(|p| flag.starts_with(p)) {
+                    flags.extend(arg.words());
+                }
+            }
+        }
+        flags
+    }
+
+    /// The flags that choose the target (`-m32`, `--sysroot` …): DLM's own C files are compiled
+    /// with these only, so that the program's macros, forced includes and language standard
+    /// cannot change them.
+    pub fn target_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for arg in &self.args {
+            if let Arg::Option(flag, _) = arg {
+                if TARGET_PREFIXES.iter().any(|p| flag.starts_with(p)) {
                     flags.extend(arg.words());
                 }
             }

@@ -22,10 +22,12 @@ use rewrite::{DlmOptions, Refusal, Rewritten};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The C library's allocation functions for the whole process, linked into every program dlmcc
-/// links, so that any `free` or `realloc` of a DLM block, rewritten or not, goes to DLM
-/// (docs/DLMCC.md).
-const INTERPOSE_C: &str = include_str!("interpose.c");
+/// The C library functions that dlmcc links into every program, for the whole process
+/// (docs/DLMCC.md): the allocation functions, so that any `free` or `realloc` of a DLM block,
+/// rewritten or not, goes to DLM; and the I/O functions, which hold DLM buffers resident for
+/// the kernel when the pager sees only user-space faults.
+const INTERPOSED: [(&str, &str); 2] =
+    [("dlm_interpose", include_str!("interpose.c")), ("dlm_interpose_io", include_str!("interpose_io.c"))];
 
 /// System libraries that Rust's standard library needs when linked statically into C.
 const RUST_SYSTEM_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
@@ -150,37 +152,44 @@ struct Driver {
     compiler: String,
     compile_flags: Vec<String>,
     line: CommandLine,
-    /// Where `interpose.c` is compiled for a command that links (removed afterwards).
+    /// Where the interposed functions are compiled for a command that links (removed afterwards).
     scratch: tempfile::TempDir,
 }
 
 impl Driver {
-    /// The whole command with some sources replaced; when it links, the allocation functions
-    /// (`interpose.c`, compiled here) and the link flags are added.
+    /// The whole command with some sources replaced; when it links, the interposed functions
+    /// (compiled here) and the link flags are added.
     fn whole_command(&self, replace: impl Fn(&PathBuf) -> Option<String>) -> Result<Vec<String>> {
         let mut command = self.compile_flags.clone();
         command.extend(self.line.with_replacements(replace));
         if self.line.links() {
-            command.push(self.allocation_functions()?.display().to_string());
+            for object in self.interposed_objects()? {
+                command.push(object.display().to_string());
+            }
             command.extend(link_flags()?);
         }
         Ok(command)
     }
 
-    /// `interpose.c` compiled for this command's target (its `-m…`, `-std` … flags apply).
-    fn allocation_functions(&self) -> Result<PathBuf> {
-        let source = self.scratch.path().join("dlm_interpose.c");
-        let object = self.scratch.path().join("dlm_interpose.o");
-        if !object.exists() {
-            std::fs::write(&source, INTERPOSE_C).with_context(|| format!("cannot write {}", source.display()))?;
-            let mut command = self.line.parse_flags();
-            command.extend(["-O2", "-fPIC", "-c", "-o"].map(String::from));
-            command.extend([object.display().to_string(), source.display().to_string()]);
-            if self.execute(command)? != ExitCode::SUCCESS {
-                bail!("cannot compile DLM's allocation functions with `{}`", self.compiler);
+    /// The interposed functions compiled for this command's target, with DLM's own language
+    /// standard.
+    fn interposed_objects(&self) -> Result<Vec<PathBuf>> {
+        let mut objects = Vec::new();
+        for (name, text) in INTERPOSED {
+            let source = self.scratch.path().join(format!("{name}.c"));
+            let object = self.scratch.path().join(format!("{name}.o"));
+            if !object.exists() {
+                std::fs::write(&source, text).with_context(|| format!("cannot write {}", source.display()))?;
+                let mut command = self.line.target_flags();
+                command.extend(["-std=gnu11", "-O2", "-fPIC", "-c", "-o"].map(String::from));
+                command.extend([object.display().to_string(), source.display().to_string()]);
+                if self.execute(command)? != ExitCode::SUCCESS {
+                    bail!("cannot compile DLM's interposed C library functions with `{}`", self.compiler);
+                }
             }
+            objects.push(object);
         }
-        Ok(object)
+        Ok(objects)
     }
 
     /// Compiles with the rewritten copies in place of their sources. Each copy is compiled by

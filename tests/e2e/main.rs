@@ -13,3 +13,4 @@ mod paging;
 mod reliability;
 mod rewriting;
 mod support;
+mod unprivileged;

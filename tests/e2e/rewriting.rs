@@ -10,21 +10,21 @@ use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(300);
-const STENCIL: &[&str] = &["tests/c/legacy/stencil/stencil.c"];
-const TRIAD: &[&str] = &["tests/c/legacy/triad/triad.c"];
+pub(crate) const STENCIL: &[&str] = &["tests/c/legacy/stencil/stencil.c"];
+pub(crate) const TRIAD: &[&str] = &["tests/c/legacy/triad/triad.c"];
 const MULTIFILE_DIR: &str = "tests/c/legacy/multifile";
-const MULTIFILE: &[&str] =
+pub(crate) const MULTIFILE: &[&str] =
     &["tests/c/legacy/multifile/main.c", "tests/c/legacy/multifile/grid.c", "tests/c/legacy/multifile/solve.c"];
-const HEAPIO: &[&str] = &["tests/c/legacy/heapio/heapio.c"];
+pub(crate) const HEAPIO: &[&str] = &["tests/c/legacy/heapio/heapio.c"];
 
-fn dlmcc_path() -> PathBuf {
+pub(crate) fn dlmcc_path() -> PathBuf {
     let dlmcc = target_dir().join("dlmcc");
     assert!(dlmcc.is_file(), "{} is missing: run `cargo build --release --workspace` first", dlmcc.display());
     dlmcc
 }
 
 /// Compiles and links `sources` (relative to the repo) with `compiler` and `flags` into `out`.
-fn compile(compiler: &Path, flags: &[&str], sources: &[&str], out: &Path) -> PathBuf {
+pub(crate) fn compile(compiler: &Path, flags: &[&str], sources: &[&str], out: &Path) -> PathBuf {
     let mut cmd = Command::new(compiler);
     cmd.args(flags).arg("-o").arg(out);
     for source in sources {
@@ -41,12 +41,12 @@ fn compile(compiler: &Path, flags: &[&str], sources: &[&str], out: &Path) -> Pat
 }
 
 /// The native build: plain cc, which must also find the program warning-free.
-fn build_native(dir: &Path, sources: &[&str], name: &str) -> PathBuf {
+pub(crate) fn build_native(dir: &Path, sources: &[&str], name: &str) -> PathBuf {
     compile(Path::new("cc"), &["-O2", "-Wall", "-Wextra", "-Werror"], sources, &dir.join(format!("{name}-native")))
 }
 
 /// The same sources, unmodified, through dlmcc.
-fn build_dlm(dir: &Path, sources: &[&str], name: &str) -> PathBuf {
+pub(crate) fn build_dlm(dir: &Path, sources: &[&str], name: &str) -> PathBuf {
     compile(&dlmcc_path(), &["-O2"], sources, &dir.join(format!("{name}-dlm")))
 }
 
@@ -85,23 +85,43 @@ fn native_then_dlm_both_ways(
     budget_mib: u64,
     args: impl Fn(&str) -> Vec<OsString>,
 ) -> String {
-    let native_out = run(Command::new(native).args(args("native")), LIMIT);
+    native_then_dlm_both_ways_as(None, dir, native, dlm, budget_mib, args)
+}
+
+/// [`native_then_dlm_both_ways`], every run as `user` when one is given (`dir` is then theirs).
+pub(crate) fn native_then_dlm_both_ways_as(
+    user: Option<&PlainUser>,
+    dir: &Path,
+    native: &Path,
+    dlm: &Path,
+    budget_mib: u64,
+    args: impl Fn(&str) -> Vec<OsString>,
+) -> String {
+    let as_user = |cmd: Command| match user {
+        Some(user) => user.wrap(dir, &cmd),
+        None => cmd,
+    };
+    let mut native_cmd = Command::new(native);
+    native_cmd.args(args("native"));
+    let native_out = run(&mut as_user(native_cmd), LIMIT);
     native_out.assert_success();
     assert!(!native_out.stdout.is_empty());
 
     let mut alone = Command::new(dlm);
     alone.args(args("standalone"));
+    let mut alone = as_user(alone);
     check_dlm_run(&mut alone, budget_mib, &dir.join("standalone.json"), &native_out.stdout, "standalone");
     assert_no_survivors(dlm);
 
     let mut under = mpirun(3);
     under.arg(dlm).args(args("mpirun"));
+    let mut under = as_user(under);
     check_dlm_run(&mut under, budget_mib, &dir.join("mpirun.json"), &native_out.stdout, "under mpirun");
     assert_no_survivors(dlm);
     native_out.stdout
 }
 
-fn no_args(_: &str) -> Vec<OsString> {
+pub(crate) fn no_args(_: &str) -> Vec<OsString> {
     Vec::new()
 }
 

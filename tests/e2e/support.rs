@@ -246,6 +246,19 @@ impl PlainUser {
         cmd
     }
 
+    /// `cmd` (its program, arguments and environment) run as this user with `HOME` at `home`.
+    pub fn wrap(&self, home: &Path, cmd: &Command) -> Command {
+        let mut wrapped = self.command(home, cmd.get_program());
+        wrapped.args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped
+    }
+
     /// A temporary directory that this user owns (and so may read, write and run files in).
     pub fn tempdir(&self) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");

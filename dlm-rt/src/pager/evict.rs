@@ -19,6 +19,10 @@ impl Pager {
                 self.resident.push_back(victim as u32);
                 passed += 1;
                 if passed > self.resident.len() {
+                    if self.resident.iter().any(|&i| self.pages[i as usize].held > 0) {
+                        // I/O calls hold the rest: exceed the budget until they return.
+                        break;
+                    }
                     fatal("no resident DLM page can be evicted: the memory servers are full");
                 }
                 continue;
@@ -35,10 +39,13 @@ impl Pager {
             || self.resident.iter().any(|&i| i as usize != keep && self.can_evict(i as usize))
     }
 
-    /// Whether evicting `index` now is possible: it needs a server slot only if it is dirty
-    /// and has none.
+    /// Whether evicting `index` now is possible: not while an I/O call holds it, and it needs a
+    /// server slot only if it is dirty and has none.
     pub(super) fn can_evict(&self, index: usize) -> bool {
         let page = self.pages[index];
+        if page.held > 0 {
+            return false;
+        }
         page.home().is_some()
             || page.state == State::Clean
             || self.slots.has_free()

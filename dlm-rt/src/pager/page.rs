@@ -48,6 +48,8 @@ pub struct Page {
     pub write_hint: bool,
     /// Resident as one transparent huge page (moved in whole), so it can be moved out whole.
     pub huge: bool,
+    /// How many I/O calls hold it resident now (it is not evicted while any does).
+    pub held: u8,
 }
 
 // docs/PERFORMANCE.md quotes the pager's metadata per page.

@@ -1,0 +1,118 @@
+//! DLM for a user who is not root and may not open /dev/userfaultfd: the pager falls back to
+//! user-only mode by itself, and the kernel's accesses to DLM memory (read, fread, recv, write …
+//! into and out of DLM buffers) keep working because the I/O calls hold their buffers
+//! resident. The legacy C programs of the suite, the kernel I/O program and a Rust `#[dlm]`
+//! program run as a plain user, byte-exact against native, paged, in user-only mode. Skipped
+//! with the reason when the tests are not root (they cannot create that user).
+
+use crate::rewriting::{
+    build_dlm, build_native, native_then_dlm_both_ways_as, no_args, HEAPIO, MULTIFILE, STENCIL, TRIAD,
+};
+use crate::support::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// The plain user, or `None` after printing why the test is skipped.
+fn plain_user_or_skip() -> Option<PlainUser> {
+    plain_user().map_err(|reason| eprintln!("{reason}")).ok()
+}
+
+/// Asserts that the run behind `json` paged in user-only mode, with `holds` I/O holds at least.
+fn assert_user_only(json: &Path, holds: f64) {
+    let stats = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{}: {e}", json.display()));
+    assert_eq!(stat(&stats, "user_mode_only"), 1.0, "not in user-only mode:\n{stats}");
+    assert!(stat(&stats, "io_holds") >= holds, "{stats}");
+    assert!(stat(&stats, "bytes_fetched") > 0.0, "{stats}");
+}
+
+/// What a legacy program takes on its command line.
+enum Arguments {
+    None,
+    /// The path of a data file to write and read back.
+    DataFile,
+}
+
+/// Builds `sources` natively and with dlmcc into a directory of `user`'s, runs both as them
+/// (standalone and under mpirun, `budget_mib` local), and checks user-only paging with at least
+/// `holds` I/O holds.
+fn legacy_program_as(user: &PlainUser, sources: &[&str], arguments: Arguments, budget_mib: u64, holds: f64) -> String {
+    let dir = user.tempdir();
+    let native = build_native(dir.path(), sources, "program");
+    let dlm = build_dlm(dir.path(), sources, "program");
+    let args = |run_name: &str| match arguments {
+        Arguments::None => no_args(run_name),
+        Arguments::DataFile => vec![dir.path().join(format!("{run_name}.bin")).into()],
+    };
+    let stdout = native_then_dlm_both_ways_as(Some(user), dir.path(), &native, &dlm, budget_mib, args);
+    for run_name in ["standalone", "mpirun"] {
+        assert_user_only(&dir.path().join(format!("{run_name}.json")), holds);
+    }
+    stdout
+}
+
+#[test]
+fn static_array_programs_page_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    let stencil = legacy_program_as(&user, STENCIL, Arguments::None, 32, 0.0);
+    assert!(stencil.contains("gosa after 8: "), "{stencil}");
+    let triad = legacy_program_as(&user, TRIAD, Arguments::None, 30, 0.0);
+    assert!(triad.contains("mismatches: 0"), "{triad}");
+    let multifile = legacy_program_as(&user, MULTIFILE, Arguments::None, 28, 0.0);
+    assert!(multifile.contains("badids 0"), "{multifile}");
+}
+
+#[test]
+fn heap_buffers_written_and_read_with_stdio_page_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    // fwrite out of and fread into malloc'd DLM buffers: without holds, EFAULT.
+    let stdout = legacy_program_as(&user, HEAPIO, Arguments::DataFile, 28, 1.0);
+    assert!(stdout.contains("bad: 0"), "{stdout}");
+}
+
+#[test]
+fn read_write_readv_recv_on_dlm_buffers_work_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    let dir = user.tempdir();
+    let exe = dlmcc(dir.path(), "tests/c/fileio.c");
+    // 3 x 64 MiB of buffers through 16 MiB, standalone; 32 MiB with 4 KiB pages under mpirun.
+    let json = dir.path().join("alone.json");
+    let mut alone = Command::new(&exe);
+    alone.arg(dir.path()).arg("64").env("DLM_LOCAL_MEM", "16M").env("DLM_STATS_JSON", &json);
+    let out = run(&mut user.wrap(dir.path(), &alone), LIMIT);
+    out.assert_success();
+    assert!(out.stdout.contains("fileio ok"), "{}", out.stdout);
+    assert_user_only(&json, 10.0);
+
+    let json = dir.path().join("mpirun.json");
+    let mut under = mpirun(2);
+    under.arg(&exe).arg(dir.path()).args(["32", "--", "-l", "4M", "-p", "4K"]).env("DLM_STATS_JSON", &json);
+    let out = run(&mut user.wrap(dir.path(), &under), LIMIT);
+    out.assert_success();
+    assert!(out.stdout.contains("fileio ok"), "{}", out.stdout);
+    assert_user_only(&json, 10.0);
+    assert_no_survivors(&exe);
+}
+
+#[test]
+fn rust_program_reads_files_into_dlm_memory_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    let dir = user.tempdir();
+    let exe = user.runnable_copy(&rust_example("rust_fileio"), dir.path());
+    let json = dir.path().join("rust.json");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(dir.path()).arg("64").env("DLM_LOCAL_MEM", "16M").env("DLM_STATS_JSON", &json);
+    let out = run(&mut user.wrap(dir.path(), &cmd), LIMIT);
+    out.assert_success();
+    assert!(out.stdout.contains("rust_fileio ok"), "{}", out.stdout);
+    let read_back = out.field("read back");
+    assert_eq!(out.field("native"), read_back, "{}", out.stdout);
+    assert_user_only(&json, 3.0);
+    assert!(stat(&std::fs::read_to_string(&json).unwrap(), "pages_evicted") > 0.0);
+}
