@@ -150,3 +150,47 @@ fn a_memfile_syntax_error_fails_naming_the_line() {
     assert!(out.stdout.contains("what to do: write one memory server per line as `HOST SIZE`"), "{}", out.stdout);
     assert!(out.stdout.contains("not checked: the memfile was rejected"), "{}", out.stdout);
 }
+
+/// An Open MPI launch agent (`OMPI_MCA_plm_rsh_agent`, in place of ssh) in `dir` that runs
+/// `body` for every host; `$HOST` is the host and `$@` the command.
+fn launch_agent(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = dir.join("agent");
+    std::fs::write(&agent, format!("#!/bin/sh\nHOST=$1\nshift\n{body}\n")).unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    agent
+}
+
+#[test]
+fn another_hosts_memory_is_read_through_mpirun() {
+    // Two addresses of the documentation ranges stand for other hosts; the launch agent starts
+    // their processes on this machine, as ssh would start them there.
+    let (dir, path) = memfile("192.0.2.1 1G\n198.51.100.1 100000G\n");
+    let agent = launch_agent(dir.path(), "exec sh -c \"$*\"");
+    let out = run(doctor(&dlm()).arg("--memfile").arg(&path).env("OMPI_MCA_plm_rsh_agent", &agent), LIMIT);
+    assert_exit(&out, 1);
+    let fits = "ok       memory on 192.0.2.1: ";
+    assert!(out.stdout.contains(fits), "no `{fits}` in:\n{}", out.stdout);
+    assert!(out.stdout.contains("available; the memory servers here may hold 1 GiB (memfile line 1)"));
+    let too_much =
+        "FAILED   memory on 198.51.100.1: the memory servers here may hold 97.66 TiB (memfile line 2) but only";
+    assert!(out.stdout.contains(too_much), "no `{too_much}` in:\n{}", out.stdout);
+}
+
+#[test]
+fn a_host_that_mpi_cannot_start_on_fails_within_the_spawn_timeout() {
+    // The launch agent never returns, as ssh to a host that does not answer.
+    let (dir, path) = memfile("192.0.2.1 1G\n");
+    let hang = dir.path().join("hang");
+    std::fs::copy("/bin/sleep", &hang).unwrap();
+    let agent = launch_agent(dir.path(), &format!("exec {} 600", hang.display()));
+    let mut cmd = doctor(&dlm());
+    cmd.arg("--memfile").arg(&path).env("OMPI_MCA_plm_rsh_agent", &agent).env("DLM_SPAWN_TIMEOUT", "2");
+    let out = run(&mut cmd, LIMIT);
+    assert_exit(&out, 1);
+    let failure = "FAILED   memory on 192.0.2.1: MPI could not start a process there: mpirun --host 192.0.2.1 did not \
+                   finish within 2 s (DLM_SPAWN_TIMEOUT)";
+    assert!(out.stdout.contains(failure), "no `{failure}` in:\n{}", out.stdout);
+    assert!(out.stdout.contains("what to do: DLM starts its memory servers on 192.0.2.1 the same way"));
+    assert_no_survivors(&hang);
+}

@@ -5,13 +5,14 @@
 //! MPI cannot reach fails here too, within `DLM_SPAWN_TIMEOUT`.
 
 use super::memfile::{is_this_machine, resolve, Servers};
-use super::mpi::last_line;
+use super::mpi::excerpt;
 use crate::report::Finding;
 use dlm::config::Config;
 use dlm::memfile::{Memfile, ServerLine};
 use dlm::probe;
 use dlm::size::Bytes;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -153,7 +154,9 @@ fn remote_available(mpirun: &Path, host: &str, limit: Duration) -> Result<u64, S
         // mpirun refuses root unless told otherwise; the runtime's own spawn does not ask.
         command.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
+    // A group of its own, so that its launch agent (ssh) can be ended with it.
     let child = command
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,7 +166,7 @@ fn remote_available(mpirun: &Path, host: &str, limit: Duration) -> Result<u64, S
         format!("mpirun --host {host} did not finish within {} s (DLM_SPAWN_TIMEOUT)", limit.as_secs())
     })?;
     if !succeeded {
-        return Err(last_line(&stderr));
+        return Err(excerpt(&stderr));
     }
     let text = String::from_utf8_lossy(&stdout);
     text.lines()
@@ -196,10 +199,44 @@ fn finish_within(mut child: Child, limit: Duration) -> Option<(bool, Vec<u8>, Ve
             // Out of time (or the wait failed): the readers are left behind, since processes that
             // mpirun started may still hold the pipes open.
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                end_group(&mut child);
                 return None;
             }
         }
     }
+}
+
+/// Ends `child`, its process group and the groups of its children (mpirun puts each launch
+/// agent, such as ssh, in a group of its own and leaves it running when it is ended): first
+/// with SIGTERM, so that mpirun can stop the daemons it started, then, after a grace period,
+/// with SIGKILL.
+fn end_group(child: &mut Child) {
+    const GRACE: Duration = Duration::from_secs(2);
+    let mut groups = vec![child.id()];
+    groups.extend(child_groups(child.id()));
+    let targets: Vec<String> = groups.iter().map(|group| format!("-{group}")).collect();
+    let signal = |name: &str| Command::new("kill").arg(name).arg("--").args(&targets).stderr(Stdio::null()).status();
+    let _ = signal("-TERM");
+    let started = Instant::now();
+    while started.elapsed() < GRACE && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = signal("-KILL");
+    let _ = child.wait();
+}
+
+/// The process groups of the children of process `parent`, other than its own.
+fn child_groups(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut groups = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // After the command name in parentheses: state, parent pid, process group.
+        let mut fields = stat.rsplit_once(") ").map_or("", |(_, rest)| rest).split_whitespace().skip(1);
+        let (Some(ppid), Some(group)) = (fields.next(), fields.next()) else { continue };
+        if ppid.parse() == Ok(parent) {
+            groups.extend(group.parse::<u32>().ok().filter(|g| *g != parent && !groups.contains(g)));
+        }
+    }
+    groups
 }

@@ -31,7 +31,7 @@ fn open_mpi() -> Vec<Finding> {
     let output = match Command::new("ompi_info").arg("--parsable").output() {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout).into_owned(),
         Ok(output) => {
-            let why = format!("ompi_info --parsable failed ({}): {}", output.status, last_line(&output.stderr));
+            let why = format!("ompi_info --parsable failed ({}): {}", output.status, excerpt(&output.stderr));
             return vec![Finding::failure("Open MPI", why, INSTALL_ADVICE)];
         }
         Err(e) => return vec![Finding::failure("Open MPI", format!("cannot run ompi_info: {e}"), INSTALL_ADVICE)],
@@ -85,7 +85,23 @@ fn is_executable(path: &Path) -> bool {
     path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The last non-empty line of a command's output, for a one-line message.
-pub fn last_line(output: &[u8]) -> String {
-    String::from_utf8_lossy(output).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+/// The first lines of a command's error output that say something (Open MPI frames its
+/// messages with lines of dashes), for a one-line message.
+pub fn excerpt(output: &[u8]) -> String {
+    const LINES: usize = 2;
+    let text = String::from_utf8_lossy(output);
+    let said = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.chars().all(|c| c == '-'));
+    said.take(LINES).collect::<Vec<_>>().join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_skips_open_mpi_frames() {
+        let stderr =
+            b"ssh: connect to host h port 22: Connection refused\n-----\nORTE was unable to start.\nThis usually\n";
+        assert_eq!(excerpt(stderr), "ssh: connect to host h port 22: Connection refused / ORTE was unable to start.");
+    }
 }
