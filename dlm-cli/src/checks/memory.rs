@@ -23,7 +23,7 @@ pub fn check(servers: &Servers, config: &Config, mpirun: Option<&Path>) -> Vec<F
         Ok(bytes) => bytes,
         Err(e) => return vec![Finding::not_checked(this_machine, format!("cannot read /proc/meminfo: {e}"))],
     };
-    let budget = config.local_budget.unwrap_or(available / 4);
+    let budget = Some(config.local_budget.unwrap_or(available / 4));
     let memfile = match servers {
         Servers::Listed(memfile) => memfile,
         Servers::OneOnLocalhost => {
@@ -37,28 +37,35 @@ pub fn check(servers: &Servers, config: &Config, mpirun: Option<&Path>) -> Vec<F
     };
     let (here, elsewhere) = demand_by_host(memfile);
     let mut findings = vec![judge(this_machine, available, &here, budget)];
-    for (host, demand) in elsewhere {
-        let topic = format!("memory on {host}");
-        findings.push(match (resolve(host), mpirun) {
-            (Err(_), _) => Finding::not_checked(topic, "not checked: the host does not resolve (above)"),
-            (Ok(_), None) => Finding::not_checked(
-                topic,
-                "not checked: mpirun, which would start a process there, is missing (above)",
-            ),
-            (Ok(_), Some(mpirun)) => match remote_available(mpirun, host, Duration::from_secs(config.spawn_timeout)) {
-                Ok(available) => judge(topic, available, &demand, 0),
-                Err(why) => Finding::failure(
-                    topic,
-                    format!("MPI could not start a process there: {why}"),
-                    format!(
-                        "DLM starts its memory servers on {host} the same way: check that ssh {host} works without a \
-                         password and finds the same Open MPI (or that your batch allocation includes {host})"
-                    ),
-                ),
-            },
-        });
-    }
+    let limit = Duration::from_secs(config.spawn_timeout);
+    findings.extend(elsewhere.iter().map(|(host, demand)| another_host(host, demand, mpirun, limit)));
     findings
+}
+
+/// The finding for a host other than this machine, whose memory a process started there by
+/// mpirun reads.
+fn another_host(host: &str, demand: &Demand, mpirun: Option<&Path>, limit: Duration) -> Finding {
+    let topic = format!("memory on {host}");
+    if resolve(host).is_err() {
+        return Finding::not_checked(topic, "not checked: the host does not resolve (above)");
+    }
+    let Some(mpirun) = mpirun else {
+        return Finding::not_checked(
+            topic,
+            "not checked: mpirun, which would start a process there, is missing (above)",
+        );
+    };
+    match remote_available(mpirun, host, limit) {
+        Ok(available) => judge(topic, available, demand, None),
+        Err(why) => Finding::failure(
+            topic,
+            format!("MPI could not start a process there: {why}"),
+            format!(
+                "DLM starts its memory servers on {host} the same way: check that ssh {host} works without a \
+                 password and finds the same Open MPI (or that your batch allocation includes {host})"
+            ),
+        ),
+    }
 }
 
 /// What the memfile lets the servers of one host hold, and the lines that say so.
@@ -70,7 +77,7 @@ struct Demand {
 
 impl Demand {
     fn add(&mut self, line: &ServerLine) {
-        self.capacity += line.capacity;
+        self.capacity = self.capacity.saturating_add(line.capacity);
         self.lines.push(line.line);
     }
 }
@@ -94,14 +101,15 @@ fn demand_by_host(memfile: &Memfile) -> (Demand, Vec<(&str, Demand)>) {
     (here, elsewhere)
 }
 
-/// Compares a host's available memory with what its servers (and, on this machine, the
-/// program's local budget) may take.
-fn judge(topic: String, available: u64, servers: &Demand, budget: u64) -> Finding {
+/// Compares a host's available memory with what its servers and, where the program runs
+/// (`budget`), the program's own resident DLM pages may take.
+fn judge(topic: String, available: u64, servers: &Demand, budget: Option<u64>) -> Finding {
     let lines = match servers.lines.as_slice() {
         [] => String::new(),
         lines => format!(" (memfile line {})", lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let program = if budget > 0 { format!(", the program's local budget {}", Bytes(budget)) } else { String::new() };
+    let program = budget.map_or(String::new(), |b| format!(", the program's local budget {}", Bytes(b)));
+    let budget = budget.unwrap_or(0);
     if servers.capacity > available {
         return Finding::failure(
             topic,
@@ -124,7 +132,7 @@ fn judge(topic: String, available: u64, servers: &Demand, budget: u64) -> Findin
             format!("set DLM_LOCAL_MEM to less than {}", Bytes(available)),
         );
     }
-    if servers.capacity + budget > available {
+    if servers.capacity.saturating_add(budget) > available {
         return Finding::warning(
             topic,
             format!(
@@ -136,14 +144,11 @@ fn judge(topic: String, available: u64, servers: &Demand, budget: u64) -> Findin
             format!("lower the servers' sizes or DLM_LOCAL_MEM so that they add up to at most {}", Bytes(available)),
         );
     }
-    Finding::ok(
-        topic,
-        format!(
-            "{} available; the memory servers here may hold {}{lines}{program}",
-            Bytes(available),
-            Bytes(servers.capacity)
-        ),
-    )
+    let servers_here = match servers.capacity {
+        0 => "no memory servers here".to_string(),
+        capacity => format!("the memory servers here may hold {}{lines}", Bytes(capacity)),
+    };
+    Finding::ok(topic, format!("{} available; {servers_here}{program}", Bytes(available)))
 }
 
 /// `MemAvailable` of `host`, read by a process that mpirun starts there.
