@@ -3,7 +3,9 @@
 #
 #   scripts/install.sh [--prefix DIR]       (default: /usr/local)
 #
-# DIR/bin/dlmcc, DIR/lib/libdlm.a and libdlm.so, DIR/include/dlm.h and DIR/lib/pkgconfig/dlm.pc.
+# DIR/bin/dlmcc and dlm (`dlm doctor` checks a machine for DLM), DIR/lib/libdlm.a and libdlm.so,
+# DIR/include/dlm.h, DIR/lib/pkgconfig/dlm.pc and the man pages dlmcc(1) and dlm(1) in
+# DIR/share/man/man1.
 # The installed dlmcc finds its runtime relative to its own location, so it works from any
 # directory (`CC=dlmcc make`), and `pkg-config --cflags --libs dlm` gives what plain cc needs
 # to build a program against the DLM API. Builds the release first if needed.
@@ -25,11 +27,13 @@ while [ $# -gt 0 ]; do
 done
 command -v mpicc >/dev/null || { echo "install.sh: needs Open MPI's mpicc (run scripts/setup.sh)" >&2; exit 1; }
 cd "$(dirname "$0")/.."
-cargo build --release -p dlm-rt -p dlmcc --lib --bins
+cargo build --release -p dlm-rt -p dlmcc -p dlm-cli --lib --bins
 mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd)
 
-install -d "$prefix/bin" "$prefix/lib/pkgconfig" "$prefix/include"
+install -d "$prefix/bin" "$prefix/lib/pkgconfig" "$prefix/include" "$prefix/share/man/man1"
 install -m 755 target/release/dlmcc "$prefix/bin/dlmcc"
+install -m 755 target/release/dlm "$prefix/bin/dlm"
+install -m 644 docs/man/dlmcc.1 docs/man/dlm.1 "$prefix/share/man/man1/"
 install -m 644 target/release/libdlm.a "$prefix/lib/libdlm.a"
 install -m 755 target/release/libdlm.so "$prefix/lib/libdlm.so"
 install -m 644 dlm-rt/include/dlm.h "$prefix/include/dlm.h"
@@ -46,4 +50,4 @@ Version: $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 Cflags: -I\${includedir} $(mpicc --showme:compile)
 Libs: -L\${libdir} -Wl,-rpath,\${libdir} -ldlm $(mpicc --showme:link) -lgcc_s -lutil -lrt -lpthread -lm -ldl
 PC
-echo "installed DLM into $prefix: bin/dlmcc, lib/libdlm.{a,so}, include/dlm.h, lib/pkgconfig/dlm.pc"
+echo "installed DLM into $prefix: bin/dlmcc, bin/dlm, lib/libdlm.{a,so}, include/dlm.h, lib/pkgconfig/dlm.pc, share/man/man1/{dlmcc,dlm}.1"

@@ -40,7 +40,8 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
   memory servers (`server`); started alone, the program spawns its servers (`transport`, hosts
   from the memfile). It then hands the DLM range to the `pager` thread.
 - `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity).
-- `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl.
+- `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl;
+  `probe` tries the pager's kernel features on a small range (for `dlm doctor`).
 - The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_advise`, `dlm_shutdown`,
   `dlm_get_stats`) lives in `capi` and `include/dlm.h`; `boxed`, `vec` and `statics` are the
   Rust API, with [`advise`].
@@ -62,6 +63,7 @@ mod held;
 mod malloc;
 pub mod memfile;
 mod pager;
+pub mod probe;
 mod rewritten;
 mod runtime;
 mod server;

@@ -1,6 +1,7 @@
 //! The toolchain installed for the users of a machine (scripts/install.sh): the installed
 //! dlmcc builds a program from any directory, and plain cc builds one against the DLM API with
-//! `pkg-config --cflags --libs dlm`; both run with native results.
+//! `pkg-config --cflags --libs dlm`; both run with native results. The `dlm` command and the
+//! man pages dlmcc(1) and dlm(1) are installed too, and the pages render without warnings.
 
 use crate::support::*;
 use std::path::Path;
@@ -19,6 +20,28 @@ fn pkg_config(prefix: &Path) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
 }
 
+/// The page formats with groff without a warning, and man shows its synopsis (skipped, with
+/// the reason, where groff or man is not installed).
+fn assert_man_page_renders(page: &Path, command: &str) {
+    let Ok(groff) = Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(page).output() else {
+        eprintln!("skipped rendering {}: groff is not installed", page.display());
+        return;
+    };
+    let warnings = String::from_utf8_lossy(&groff.stderr);
+    assert!(groff.status.success() && warnings.is_empty(), "groff on {}: {warnings}", page.display());
+    let Ok(man) = Command::new("man").arg("-l").arg(page).env("MANWIDTH", "80").output() else {
+        eprintln!("skipped man -l {}: man is not installed", page.display());
+        return;
+    };
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success(), "man -l {}: {}", page.display(), String::from_utf8_lossy(&man.stderr));
+    assert!(
+        text.contains("SYNOPSIS") && text.contains(&format!("       {command} ")),
+        "man -l {}:\n{text}",
+        page.display()
+    );
+}
+
 #[test]
 fn installed_toolchain_builds_from_another_directory_and_with_pkg_config() {
     let _heavy = one_at_a_time();
@@ -26,11 +49,24 @@ fn installed_toolchain_builds_from_another_directory_and_with_pkg_config() {
     let install = Command::new(repo_dir().join("scripts/install.sh")).arg("--prefix").arg(prefix.path()).output();
     let install = install.expect("run scripts/install.sh");
     assert!(install.status.success(), "install.sh: {}", String::from_utf8_lossy(&install.stderr));
-    for file in ["bin/dlmcc", "lib/libdlm.a", "lib/libdlm.so", "include/dlm.h", "lib/pkgconfig/dlm.pc"] {
+    for file in [
+        "bin/dlmcc",
+        "bin/dlm",
+        "lib/libdlm.a",
+        "lib/libdlm.so",
+        "include/dlm.h",
+        "lib/pkgconfig/dlm.pc",
+        "share/man/man1/dlmcc.1",
+        "share/man/man1/dlm.1",
+    ] {
         assert!(prefix.path().join(file).is_file(), "{file} was not installed");
     }
-    let version = Command::new(prefix.path().join("bin/dlmcc")).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("dlmcc (DLM) 0."), "{version:?}");
+    for command in ["dlmcc", "dlm"] {
+        let version = Command::new(prefix.path().join("bin").join(command)).arg("--version").output().unwrap();
+        let expected = format!("{command} (DLM) 0.");
+        assert!(String::from_utf8_lossy(&version.stdout).starts_with(&expected), "{version:?}");
+        assert_man_page_renders(&prefix.path().join(format!("share/man/man1/{command}.1")), command);
+    }
 
     // The installed dlmcc, from a directory that is not the source tree.
     let work = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ mod attributes;
 mod bad_input;
 mod cluster;
 mod dlmcc;
+mod doctor;
 mod exits;
 mod free_anywhere;
 mod install;
