@@ -1,7 +1,7 @@
 //! Every `free`, `realloc` and `malloc_usable_size` in the process handles DLM blocks: blocks
-//! that a dlmcc-built program allocated, freed and grown by code dlmcc did not rewrite (a macro
-//! from a header, a shared library built with plain cc, glibc's `getline`, a pointer to `free`,
-//! an `atexit` handler and a destructor after `main`). And a program that dies mid-transfer
+//! that a dlmcc-built program allocated, freed, grown and read into by code dlmcc did not
+//! rewrite (a macro from a header, a shared library built with plain cc, glibc's `getline`, a
+//! pointer to `free`, an `atexit` handler and a destructor after `main`). And a program that dies mid-transfer
 //! leaves its servers a DLM line, never a transport backtrace.
 
 use crate::support::*;
@@ -43,25 +43,36 @@ fn plain_library(dir: &Path) {
 fn dlm_blocks_freed_grown_and_measured_by_code_dlmcc_did_not_rewrite() {
     let _heavy = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    plain_library(dir.path());
-    let native = build(Path::new("cc"), dir.path(), "native");
-    let exe = build(&target_dir().join("dlmcc"), dir.path(), "freeanywhere");
-    let expected = run(Command::new(&native).arg(dir.path()).arg(ARRAY_MIB), LIMIT);
+    check_native_then_dlm_both_ways(None, dir.path());
+}
+
+/// Builds the program natively and with dlmcc in `dir`, runs it (as `user` if given) natively,
+/// then with a quarter of its data local standalone and under mpirun: the same output, paged.
+/// Returns the standalone run's stderr (its DLM statistics).
+pub(crate) fn check_native_then_dlm_both_ways(user: Option<&PlainUser>, dir: &Path) -> String {
+    plain_library(dir);
+    let native = build(Path::new("cc"), dir, "native");
+    let exe = build(&target_dir().join("dlmcc"), dir, "freeanywhere");
+    let mut native_run = Command::new(&native);
+    native_run.arg(dir).arg(ARRAY_MIB);
+    let expected = run(&mut as_user(user, dir, native_run), LIMIT);
     expected.assert_success();
     assert!(expected.stdout.contains("destructor:"), "{}", expected.stdout);
+    assert!(expected.stdout.contains("equal 1"), "{}", expected.stdout);
 
-    // A quarter of the data local, standalone and under mpirun.
-    let standalone =
-        run(Command::new(&exe).arg(dir.path()).arg(ARRAY_MIB).env("DLM_LOCAL_MEM", "16M").env("DLM_STATS", "1"), LIMIT);
+    let mut standalone = Command::new(&exe);
+    standalone.arg(dir).arg(ARRAY_MIB).env("DLM_LOCAL_MEM", "16M").env("DLM_STATS", "1");
+    let standalone = run(&mut as_user(user, dir, standalone), LIMIT);
     standalone.assert_success();
     assert_eq!(standalone.stdout, expected.stdout, "stderr: {}", standalone.stderr);
     assert!(!standalone.stderr.contains("evicted 0 "), "nothing paged: {}", standalone.stderr);
     let mut cmd = mpirun(2);
-    cmd.arg(&exe).arg(dir.path()).arg(ARRAY_MIB).env("DLM_LOCAL_MEM", "16M");
-    let under_mpirun = run(&mut cmd, LIMIT);
+    cmd.arg(&exe).arg(dir).arg(ARRAY_MIB).env("DLM_LOCAL_MEM", "16M");
+    let under_mpirun = run(&mut as_user(user, dir, cmd), LIMIT);
     under_mpirun.assert_success();
     assert_eq!(under_mpirun.stdout, expected.stdout, "stderr: {}", under_mpirun.stderr);
     assert_no_survivors(&exe);
+    standalone.stderr
 }
 
 #[test]

@@ -97,10 +97,7 @@ pub(crate) fn native_then_dlm_both_ways_as(
     budget_mib: u64,
     args: impl Fn(&str) -> Vec<OsString>,
 ) -> String {
-    let as_user = |cmd: Command| match user {
-        Some(user) => user.wrap(dir, &cmd),
-        None => cmd,
-    };
+    let as_user = |cmd: Command| as_user(user, dir, cmd);
     let mut native_cmd = Command::new(native);
     native_cmd.args(args("native"));
     let native_out = run(&mut as_user(native_cmd), LIMIT);

@@ -238,6 +238,14 @@ pub fn plain_user() -> Result<PlainUser, String> {
         .map(|()| PlainUser { name: NAME })
 }
 
+/// `cmd` as it is, or run as `user` (with `HOME` at `home`) when one is given.
+pub fn as_user(user: Option<&PlainUser>, home: &Path, cmd: Command) -> Command {
+    match user {
+        Some(user) => user.wrap(home, &cmd),
+        None => cmd,
+    }
+}
+
 impl PlainUser {
     /// Runs `program` as this user, with the test's environment and `HOME` set to `home`.
     pub fn command(&self, home: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {

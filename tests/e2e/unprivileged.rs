@@ -116,3 +116,14 @@ fn rust_program_reads_files_into_dlm_memory_as_a_plain_user() {
     assert_user_only(&json, 3.0);
     assert!(stat(&std::fs::read_to_string(&json).unwrap(), "pages_evicted") > 0.0);
 }
+
+#[test]
+fn a_plain_cc_library_reading_into_dlm_blocks_works_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    let dir = user.tempdir();
+    // read(2) called by a shared library built with plain cc, into a DLM block: the I/O
+    // functions dlmcc links in interpose the C library's for every library of the process.
+    let stats = crate::free_anywhere::check_native_then_dlm_both_ways(Some(&user), dir.path());
+    assert!(stats.contains("dlm: user-only paging"), "{stats}");
+}

@@ -1,22 +1,25 @@
-/* Blocks the program allocated (in DLM memory when built by dlmcc) freed, grown and measured by
- * code dlmcc did not rewrite: a macro from a header, a library built with plain cc, glibc's
- * getline, a free through a function pointer, an atexit handler and a destructor that run after
- * main. The output must equal the gcc build's.
+/* Blocks the program allocated (in DLM memory when built by dlmcc) freed, grown, measured and
+ * read into by code dlmcc did not rewrite: a macro from a header, a library built with plain cc
+ * (realloc, free, read(2)), glibc's getline, a free through a function pointer, an atexit
+ * handler and a destructor that run after main. The output must equal the gcc build's.
  *
  *   main DIR MIB        (MIB: size of each big array)
  */
 #define _GNU_SOURCE /* getline, reallocarray */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arrays.h"
 
 void *lib_grow(void *p, size_t bytes);
 void lib_free(void *p);
+long lib_read_all(int fd, void *p, size_t bytes);
 
 static size_t n;                /* doubles per big array */
 static double *late;            /* read and freed after main */
@@ -117,6 +120,28 @@ static void after_main(void) {
     free(late);
 }
 
+/* A big block written to a file, then read back into another by the plain library's read(2). */
+static void library_reads_into(const char *dir, size_t bytes) {
+    char path[4096];
+    size_t count = bytes / sizeof(double);
+    double *out = malloc(bytes), *in = malloc(bytes);
+    fill(out, count, 3);
+    snprintf(path, sizeof path, "%s/library_read.bin", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(out, 1, bytes, f) != bytes || fclose(f)) {
+        perror("fwrite");
+        exit(1);
+    }
+    int fd = open(path, O_RDONLY);
+    long got = fd < 0 ? -1 : lib_read_all(fd, in, bytes);
+    if (got < 0)
+        perror("lib_read_all");
+    printf("library read %ld: %.1f equal %d\n", got, sum(in, count), memcmp(in, out, bytes) == 0);
+    close(fd);
+    free(out);
+    free(in);
+}
+
 __attribute__((destructor)) static void destructor(void) {
     printf("destructor: %.1f\n", sum(last, n));
     free(last);
@@ -133,6 +158,7 @@ int main(int argc, char **argv) {
     header_macro_frees();
     library_grows_and_frees(mib << 20);
     library_grows_and_frees(64u << 10); /* below the threshold: the C library's */
+    library_reads_into(argv[1], mib << 20);
     getline_grows_a_buffer(argv[1], 5u << 20);
     free_through_a_pointer();
     corner_cases();
