@@ -44,7 +44,8 @@ pub(crate) fn add_static(range: Range<usize>) {
 /// hold anything (no holds needed now, or none of it is DLM memory).
 fn slice_for(start: usize, len: usize) -> Option<usize> {
     let slice = SLICE.load(Ordering::Acquire);
-    if slice == 0 || len == 0 {
+    // A forked child has no pager of its own (DLM memory is not in it: its I/O fails there).
+    if slice == 0 || len == 0 || crate::sys::is_forked_child() {
         return None;
     }
     let end = start.saturating_add(len);
