@@ -1,6 +1,7 @@
 //! Static-storage arrays: which ones move into DLM memory (size, `#pragma dlm`,
-//! `__attribute__((dlm))`), the registration record after each declaration statement, and for
-//! marked arrays the `aligned(4096)` attribute after the declarator.
+//! `__attribute__((dlm))`) and why the others stay, the registration record after each
+//! declaration statement, and for marked arrays the `aligned(4096)` attribute after the
+//! declarator.
 //!
 //! The runtime adopts the whole 4 KiB pages inside an array. An array chosen by size keeps the
 //! linker's placement, so its cache behaviour is the native build's (fourteen grids all starting
@@ -15,7 +16,7 @@ use clang::{Entity, EntityKind, StorageClass, TypeKind};
 use crate::edits::Edit;
 use crate::markers::{Markers, PragmaKind};
 use crate::prelude::c_string;
-use crate::report::{Decision, ReportEntry, Rule, Subject};
+use crate::report::{Decision, Linkage, Reason, ReportEntry, Rule, Subject};
 use crate::source::{MainFile, Tok};
 
 /// The text inserted after each marked declarator.
@@ -65,6 +66,7 @@ pub(crate) fn plan(
     let mut records: BTreeMap<usize, String> = BTreeMap::new();
     let mut record_names = HashSet::new();
     let mut done: HashSet<String> = HashSet::new();
+    let mut small: HashSet<String> = HashSet::new();
 
     for (i, v) in vars.iter().enumerate() {
         let e = v.entity;
@@ -79,48 +81,54 @@ pub(crate) fn plan(
         let line = main.line(v.name_off);
         let is_array = ty.get_canonical_type().get_kind() == TypeKind::ConstantArray;
         let bytes = ty.get_sizeof().map_or(0, |s| s as u64);
-        // An unnamed struct's type names the file it is in: show the user's name for it.
-        let type_name = ty.get_display_name().replace(&main.path, &main.display_name);
-        let subject = Subject::Array { name: v.name.clone(), type_name, bytes };
-        let mut keep = |why: &str| {
-            report.push(ReportEntry {
-                file: main.display_name.clone(),
-                line,
-                subject: subject.clone(),
-                decision: Decision::Kept(why.to_owned()),
-            })
-        };
-        if !is_array {
-            if marked {
-                keep("not a constant-size array");
-            }
-            continue;
-        }
-        if !(marked || bytes >= threshold) {
-            continue;
-        }
-        if pragma == Some(PragmaKind::Off) {
-            keep("#pragma dlm off");
-            continue;
-        }
         let file_scope = e.get_semantic_parent().is_some_and(|p| p.get_kind() == EntityKind::TranslationUnit);
         let is_static = match storage {
             Some(StorageClass::Static) => true,
             Some(StorageClass::None) | None => file_scope,
             _ => false,
         };
+        let linkage =
+            if file_scope && storage != Some(StorageClass::Static) { Linkage::External } else { Linkage::Internal };
+        // An unnamed struct's type names the file it is in: show the user's name for it.
+        let type_name = ty.get_display_name().replace(&main.path, &main.display_name);
+        let subject = Subject::Array { name: v.name.clone(), type_name, bytes, linkage };
+        let mut keep = |why: Reason| {
+            report.push(ReportEntry {
+                file: main.display_name.clone(),
+                line,
+                subject: subject.clone(),
+                decision: Decision::Kept(why),
+            })
+        };
+        if !is_array {
+            if marked {
+                keep(Reason::NotConstantSize);
+            }
+            continue;
+        }
+        if !(marked || bytes >= threshold) {
+            // Counted once per array, however often it is declared.
+            if is_static && small.insert(v.key.clone()) {
+                keep(Reason::BelowThreshold(threshold));
+            }
+            continue;
+        }
+        if pragma == Some(PragmaKind::Off) {
+            keep(Reason::PragmaOff);
+            continue;
+        }
         if !is_static {
             if marked {
-                keep("automatic storage (only static-storage arrays move)");
+                keep(Reason::AutomaticStorage);
             }
             continue;
         }
         if e.get_tls_kind().is_some() {
-            keep("thread-local");
+            keep(Reason::ThreadLocal);
             continue;
         }
         let Some(d) = decls[i].clone() else {
-            keep("declared by a macro");
+            keep(Reason::DeclaredByMacro);
             continue;
         };
         let has_init = e.get_children().iter().any(|c| {
@@ -129,7 +137,7 @@ pub(crate) fn plan(
                 && off.is_some_and(|o| o > v.name_off && o < d.stmt_end && !d.brackets.iter().any(|b| b.contains(&o)))
         });
         if marked && has_init && !d.has_eq {
-            keep("initializer spelled by a macro");
+            keep(Reason::InitializerByMacro);
             continue;
         }
         // A file-scope array may be declared (tentatively) more than once: move it once, at the

@@ -10,11 +10,12 @@ use clang::{Entity, EntityKind, StorageClass, TypeKind};
 
 use crate::edits::Edit;
 use crate::prelude::c_string;
-use crate::report::{Decision, ReportEntry, Rule, Subject};
+use crate::report::{Decision, Linkage, Reason, ReportEntry, Rule, Subject};
 use crate::source::MainFile;
 
-/// Records and report entries for the header arrays in `vars` that reach `threshold` and are
-/// not also declared in the main file (those are the main file's to move).
+/// Records and report entries for the header arrays in `vars` that are not also declared in
+/// the main file (those are the main file's to decide about): the arrays that reach
+/// `threshold` move; the others are reported as kept, with the reason.
 pub(crate) fn plan(
     main: &MainFile,
     vars: &[Entity],
@@ -22,28 +23,37 @@ pub(crate) fn plan(
     threshold: u64,
 ) -> (Vec<Edit>, Vec<ReportEntry>) {
     let mut records = String::new();
+    let mut moved = 0;
     let mut report = Vec::new();
     let mut done: Vec<String> = main_keys.to_vec();
     for &e in vars {
-        let Some(array) = HeaderArray::of(e, threshold) else { continue };
+        let Some(array) = HeaderArray::of(e) else { continue };
         let key = crate::arrays::canonical_key(e);
         if done.contains(&key) {
             continue;
         }
         done.push(key);
-        let site = c_string(&format!("{}:{}", array.file, array.line));
-        records.push_str(&format!(
-            " static const struct __dlm_static __dlm_rec_h{} __attribute__((section(\"dlm_statics\"), used)) = \
-             {{ (void *)&{name}, sizeof {name}, \"{name}\", {site}, {flags}UL }};",
-            report.len(),
-            name = array.name,
-            flags = u8::from(array.initialized),
-        ));
+        let decision = match array.kept_because(threshold) {
+            Some(reason) => Decision::Kept(reason),
+            None => {
+                let site = c_string(&format!("{}:{}", array.file, array.line));
+                records.push_str(&format!(
+                    " static const struct __dlm_static __dlm_rec_h{} __attribute__((section(\"dlm_statics\"), used)) = \
+                     {{ (void *)&{name}, sizeof {name}, \"{name}\", {site}, {flags}UL }};",
+                    moved,
+                    name = array.name,
+                    flags = u8::from(array.initialized),
+                ));
+                moved += 1;
+                Decision::Moved(Rule::Threshold(threshold))
+            }
+        };
+        let linkage = if array.is_static { Linkage::Internal } else { Linkage::External };
         report.push(ReportEntry {
             file: array.file,
             line: array.line,
-            subject: Subject::Array { name: array.name, type_name: array.type_name, bytes: array.bytes },
-            decision: Decision::Moved(Rule::Threshold(threshold)),
+            subject: Subject::Array { name: array.name, type_name: array.type_name, bytes: array.bytes, linkage },
+            decision,
         });
     }
     if records.is_empty() {
@@ -55,7 +65,7 @@ pub(crate) fn plan(
     (vec![Edit::insert(end, format!("{newline}{}\n", records.trim_start()))], report)
 }
 
-/// A header array that moves to DLM memory.
+/// A file-scope, static-storage, constant-size array defined in a header.
 struct HeaderArray {
     name: String,
     file: String,
@@ -63,24 +73,20 @@ struct HeaderArray {
     type_name: String,
     bytes: u64,
     initialized: bool,
+    is_static: bool,
+    thread_local: bool,
+    in_system_header: bool,
 }
 
 impl HeaderArray {
-    /// `e` if it is a file-scope, static-storage, constant-size array of at least `threshold`
-    /// bytes defined (not only declared `extern`) in a header that is not a system header.
-    fn of(e: Entity, threshold: u64) -> Option<HeaderArray> {
-        if e.get_kind() != EntityKind::VarDecl || e.is_in_system_header() || e.get_tls_kind().is_some() {
-            return None;
-        }
-        if e.get_storage_class() == Some(StorageClass::Extern) {
+    /// `e` if it is a file-scope, static-storage, constant-size array defined (not only
+    /// declared `extern`) in a header.
+    fn of(e: Entity) -> Option<HeaderArray> {
+        if e.get_kind() != EntityKind::VarDecl || e.get_storage_class() == Some(StorageClass::Extern) {
             return None;
         }
         let ty = e.get_type()?;
         if ty.get_canonical_type().get_kind() != TypeKind::ConstantArray {
-            return None;
-        }
-        let bytes = ty.get_sizeof().ok()? as u64;
-        if bytes < threshold {
             return None;
         }
         let location = e.get_location()?.get_file_location();
@@ -90,9 +96,25 @@ impl HeaderArray {
             file: path.strip_prefix("./").unwrap_or(&path).display().to_string(),
             line: location.line,
             type_name: ty.get_display_name(),
-            bytes,
+            bytes: ty.get_sizeof().ok()? as u64,
             initialized: has_initializer(e),
+            is_static: e.get_storage_class() == Some(StorageClass::Static),
+            thread_local: e.get_tls_kind().is_some(),
+            in_system_header: e.is_in_system_header(),
         })
+    }
+
+    /// Why it stays in ordinary memory, or `None` if it moves.
+    fn kept_because(&self, threshold: u64) -> Option<Reason> {
+        if self.in_system_header {
+            Some(Reason::SystemHeader)
+        } else if self.bytes < threshold {
+            Some(Reason::BelowThreshold(threshold))
+        } else if self.thread_local {
+            Some(Reason::ThreadLocal)
+        } else {
+            None
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use clang::{Entity, EntityKind, TranslationUnit};
 
 use crate::edits::Edit;
 use crate::markers::Markers;
-use crate::report::{Decision, ReportEntry, Rule, Subject};
+use crate::report::{Decision, Reason, ReportEntry, Rule, Subject};
 use crate::source::MainFile;
 
 /// The functions that are renamed, and whether they allocate (reported as allocation sites).
@@ -166,12 +166,9 @@ pub(crate) fn plan(
                 }
                 Decision::Moved(Rule::AllocationSite)
             }
-            Spelling::Main(_) => Decision::Kept("#pragma dlm off".into()),
-            Spelling::Header(h) => Decision::Kept(format!("spelled in header {h}{}", kept_call_effect(s.allocates))),
-            Spelling::Unknown => Decision::Kept(format!(
-                "name not spelled in the file (token pasting?){}",
-                kept_call_effect(s.allocates)
-            )),
+            Spelling::Main(_) => Decision::Kept(Reason::PragmaOff),
+            Spelling::Header(h) => Decision::Kept(Reason::CallInHeader { header: h.clone(), allocates: s.allocates }),
+            Spelling::Unknown => Decision::Kept(Reason::CallNotSpelled { allocates: s.allocates }),
         };
         let entry = ReportEntry {
             file: main.display_name.clone(),
@@ -184,16 +181,6 @@ pub(crate) fn plan(
         }
     }
     (edits, report, calls_startup)
-}
-
-/// What a call that stays as written does: the runtime's `free`/`realloc` serve every block of
-/// the process, so only where new blocks come from changes.
-fn kept_call_effect(allocates: bool) -> &'static str {
-    if allocates {
-        "; new blocks it makes come from the C library"
-    } else {
-        "; harmless: every free in the process returns DLM blocks to DLM"
-    }
 }
 
 /// Whether `decl` (a function named like a C library one) has a body outside system headers.

@@ -16,7 +16,9 @@ text (all edits applied in one pass by [`apply`]) and a [`ReportEntry`] per deci
   removes them from the text;
 - `prelude`: the declarations put before a changed file, then `#line 1 "file"` so diagnostics and
   `__FILE__` keep the user's file and lines;
-- `source`: the main file's text, tokens and lines; `edits` and `report`: the data returned.
+- `source`: the main file's text, tokens and lines; `edits` and `report`: the data returned;
+  `summary`: the totals of one or more rewrites that end the report ([`Summary`]): bytes moved
+  from `.c` files and from headers, allocation sites, and what stayed and why.
 
 Only the main file is edited, never a header, and no edit adds or removes a line before the
 main file's end.
@@ -30,6 +32,7 @@ mod markers;
 mod prelude;
 mod report;
 mod source;
+mod summary;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -38,7 +41,8 @@ use clang::diagnostic::Severity;
 use clang::{Clang, Entity, EntityKind, EntityVisitResult, Index};
 
 pub use edits::{apply, Edit};
-pub use report::{Decision, ReportEntry, Rule, Subject};
+pub use report::{Decision, Linkage, Reason, ReportEntry, Rule, Subject};
+pub use summary::Summary;
 
 use source::MainFile;
 
@@ -63,8 +67,10 @@ pub struct Rewritten {
     pub text: String,
     /// The edits that turn the original text into `text`, sorted, prelude first.
     pub edits: Vec<Edit>,
-    /// One entry per array or call decided about.
+    /// One entry per big or marked array and per call decided about (what the report lists).
     pub report: Vec<ReportEntry>,
+    /// Every decision, the small arrays and those of system headers included, for the totals.
+    pub summary: Summary,
     /// Whether `text` differs from the original.
     pub changed: bool,
 }
@@ -159,17 +165,19 @@ impl Frontend {
         report.extend(call_report);
         report.sort_by_key(|r| r.line);
         report.extend(header_report);
+        let summary = Summary::of_file(display_name, &report, options.threshold);
+        report.retain(|entry| !matches!(&entry.decision, Decision::Kept(reason) if !reason.is_listed()));
 
         let mut edits: Vec<Edit> =
             markers.edits.into_iter().chain(array_edits).chain(header_edits).chain(call_edits).collect();
         if edits.is_empty() {
-            return Ok(Rewritten { text: main.text, edits, report, changed: false });
+            return Ok(Rewritten { text: main.text, edits, report, summary, changed: false });
         }
         edits.insert(0, Edit::insert(0, prelude::prelude(display_name, options.threshold, calls_startup)));
         edits.sort_by_key(|e| (e.range.start, e.range.end));
         edits.dedup();
         let text = apply(&main.text, &edits)?;
-        Ok(Rewritten { text, edits, report, changed: true })
+        Ok(Rewritten { text, edits, report, summary, changed: true })
     }
 }
 

@@ -1,5 +1,5 @@
-//! What the rewrite decided for each big or marked array and each heap call: data plus a
-//! one-line `Display` for `dlmcc`'s report.
+//! What the rewrite decided for each array and each heap call: data plus a one-line `Display`
+//! for `dlmcc`'s report.
 
 use std::fmt;
 
@@ -27,6 +27,10 @@ pub enum Subject {
         type_name: String,
         /// Its `sizeof`.
         bytes: u64,
+        /// Whether files that define it share one array (which counts once in a [`Summary`]).
+        ///
+        /// [`Summary`]: crate::Summary
+        linkage: Linkage,
     },
     /// A reference to a C library allocation function (`malloc`, `free`, ...).
     Allocation {
@@ -41,7 +45,49 @@ pub enum Decision {
     /// Moved into DLM memory by this rule.
     Moved(Rule),
     /// Left as it is, for this reason.
-    Kept(String),
+    Kept(Reason),
+}
+
+/// Whether the definitions of an array in several files are one array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    /// A non-static file-scope array: one array for the whole program, named by its name.
+    External,
+    /// A `static` array (file scope or local): each file that defines it has its own.
+    Internal,
+}
+
+/// Why an array or a heap call stays in ordinary memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A static-storage array smaller than the threshold (bytes), not marked for DLM. Counted
+    /// in the summary, not listed.
+    BelowThreshold(u64),
+    /// `#pragma dlm off` before it.
+    PragmaOff,
+    /// `__thread` / `_Thread_local`: one copy per thread.
+    ThreadLocal,
+    /// Defined in a system header, which is not the program's. Counted, not listed.
+    SystemHeader,
+    /// A marked array that is not a static-storage one.
+    AutomaticStorage,
+    /// A marked variable that is not a constant-size array.
+    NotConstantSize,
+    /// Its declarator comes out of a macro expansion, which dlmcc cannot edit.
+    DeclaredByMacro,
+    /// A marked array whose initializer comes out of a macro expansion.
+    InitializerByMacro,
+    /// A call whose name is spelled in a macro of this header.
+    CallInHeader { header: String, allocates: bool },
+    /// A call whose name is spelled nowhere dlmcc finds (token pasting, ...).
+    CallNotSpelled { allocates: bool },
+}
+
+impl Reason {
+    /// Whether the report lists the subject on a line of its own (else only the summary counts it).
+    pub fn is_listed(&self) -> bool {
+        !matches!(self, Reason::BelowThreshold(_) | Reason::SystemHeader)
+    }
 }
 
 /// Why something was moved into DLM memory.
@@ -73,7 +119,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 }
 
 /// A threshold in the largest binary unit that divides it (`1 MiB`), else as [`human_size`].
-fn threshold_size(bytes: u64) -> String {
+pub(crate) fn threshold_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
         if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
             return format!("{} {unit}", bytes >> shift);
@@ -93,11 +139,42 @@ impl fmt::Display for Rule {
     }
 }
 
+/// What a call that stays as written does: the runtime's `free`/`realloc` serve every block of
+/// the process, so only where new blocks come from changes.
+fn kept_call_effect(allocates: bool) -> &'static str {
+    if allocates {
+        "; new blocks it makes come from the C library"
+    } else {
+        "; harmless: every free in the process returns DLM blocks to DLM"
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::BelowThreshold(t) => write!(f, "below the threshold {}", threshold_size(*t)),
+            Reason::PragmaOff => f.write_str("#pragma dlm off"),
+            Reason::ThreadLocal => f.write_str("thread-local"),
+            Reason::SystemHeader => f.write_str("in a system header"),
+            Reason::AutomaticStorage => f.write_str("automatic storage (only static-storage arrays move)"),
+            Reason::NotConstantSize => f.write_str("not a constant-size array"),
+            Reason::DeclaredByMacro => f.write_str("declared by a macro"),
+            Reason::InitializerByMacro => f.write_str("initializer spelled by a macro"),
+            Reason::CallInHeader { header, allocates } => {
+                write!(f, "spelled in header {header}{}", kept_call_effect(*allocates))
+            }
+            Reason::CallNotSpelled { allocates } => {
+                write!(f, "name not spelled in the file (token pasting?){}", kept_call_effect(*allocates))
+            }
+        }
+    }
+}
+
 impl fmt::Display for ReportEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: ", self.file, self.line)?;
         match &self.subject {
-            Subject::Array { name, type_name, bytes } => {
+            Subject::Array { name, type_name, bytes, .. } => {
                 write!(f, "array '{name}' ({type_name}, {})", human_size(*bytes))?
             }
             Subject::Allocation { function } => write!(f, "call to '{function}'")?,
@@ -118,7 +195,12 @@ mod tests {
         let e = ReportEntry {
             file: "prog.c".into(),
             line: 7,
-            subject: Subject::Array { name: "a".into(), type_name: "double[512][512]".into(), bytes: 2 << 20 },
+            subject: Subject::Array {
+                name: "a".into(),
+                type_name: "double[512][512]".into(),
+                bytes: 2 << 20,
+                linkage: Linkage::External,
+            },
             decision: Decision::Moved(Rule::Threshold(1 << 20)),
         };
         assert_eq!(e.to_string(), "prog.c:7: array 'a' (double[512][512], 2.0 MiB) -> DLM: size >= threshold 1 MiB");
@@ -126,7 +208,7 @@ mod tests {
             file: "prog.c".into(),
             line: 9,
             subject: Subject::Allocation { function: "malloc".into() },
-            decision: Decision::Kept("#pragma dlm off".into()),
+            decision: Decision::Kept(Reason::PragmaOff),
         };
         assert_eq!(k.to_string(), "prog.c:9: call to 'malloc' kept: #pragma dlm off");
         assert_eq!(human_size(100), "100 B");

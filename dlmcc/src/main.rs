@@ -42,7 +42,8 @@ first rewritten so that its big static arrays and big malloc/calloc/realloc bloc
 memory; the program then starts DLM before main by itself.
   --dlm-threshold=SIZE  arrays and allocations of at least SIZE go to DLM (default 1M)
   --dlm-off             compile the sources unchanged (a program can still call dlm_alloc)
-  --dlm-report          list every array and allocation site moved to DLM, and why
+  --dlm-report          list every array and allocation site moved to DLM, and why; end
+                        with totals: what moved, what stayed and why
   --dlm-emit-rewritten  print the rewritten sources instead of compiling
   --showme              print the full compiler command instead of running it
   --showme:compile      print the flags dlmcc adds when compiling

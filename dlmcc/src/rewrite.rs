@@ -2,7 +2,7 @@
 //! temporary directory for as long as the compiler needs them.
 
 use anyhow::{Context, Result};
-use c_frontend::{Frontend, Options};
+use c_frontend::{Frontend, Options, Summary};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,8 @@ impl Rewritten {
     }
 }
 
-/// Rewrites every source; prints the report and the rewritten text when asked.
+/// Rewrites every source; prints the report (ending with the totals of all the sources) and the
+/// rewritten text when asked.
 pub fn rewrite_all<'a>(
     sources: impl Iterator<Item = &'a PathBuf>,
     parse_flags: &[String],
@@ -43,6 +44,7 @@ pub fn rewrite_all<'a>(
     let dir = tempfile::Builder::new().prefix("dlmcc-").tempdir().context("cannot create a temporary directory")?;
     let frontend = Frontend::new().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut files = HashMap::new();
+    let mut summary = Summary::new(options.threshold);
     for (index, source) in sources.enumerate() {
         let display = source.display().to_string();
         let rewritten = match frontend.rewrite(source, &display, parse_flags, &Options { threshold: options.threshold })
@@ -57,6 +59,7 @@ pub fn rewrite_all<'a>(
             for entry in &rewritten.report {
                 eprintln!("{entry}");
             }
+            summary.merge(rewritten.summary.clone());
         }
         if options.emit_rewritten {
             print!("{}", rewritten.text);
@@ -69,6 +72,9 @@ pub fn rewrite_all<'a>(
             std::fs::write(&copy, &rewritten.text).with_context(|| format!("cannot write {}", copy.display()))?;
             files.insert(source.clone(), copy);
         }
+    }
+    if options.report {
+        eprint!("{summary}");
     }
     Ok(Ok(Rewritten { _dir: dir, files }))
 }

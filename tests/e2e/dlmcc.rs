@@ -215,3 +215,54 @@ fn headers_only_the_driven_compiler_has_are_found_by_the_parse() {
     paged.assert_success();
     assert_eq!(paged.stdout, expected.stdout);
 }
+
+#[test]
+fn report_ends_with_a_summary_of_what_moved_and_what_stayed_and_why() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo_dir().join("tests/c/report_kinds");
+    let flags = |cmd: &mut Command| {
+        cmd.args(["-O2", "-fcommon", "-isystem"])
+            .arg(src.join("sysinc"))
+            .arg(src.join("main.c"))
+            .arg(src.join("field.c"));
+    };
+    let native = dir.path().join("native");
+    let mut cc = Command::new("cc");
+    flags(cc.arg("-o").arg(&native));
+    assert!(cc.status().unwrap().success(), "{cc:?}");
+    let exe = dir.path().join("kinds");
+    let mut build = dlmcc_cmd();
+    flags(build.args(["--dlm-report", "-o"]).arg(&exe));
+    let out = build.output().unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    let summary: Vec<&str> = report.lines().filter(|l| l.starts_with("summary: ")).collect();
+    // grid (8 MiB) and weights (2 MiB); `field` once per including file and `shared_field` once;
+    // malloc and calloc. Kept: two small arrays of main.c and `header_counts` in each file
+    // (1 KiB + 1 KiB + 2 x 256 B), `scratch` by the pragma, `per_thread`, the system table.
+    assert_eq!(
+        summary,
+        [
+            "summary: moved to DLM memory, static arrays of the .c files: 2 arrays, 10.0 MiB",
+            "summary: moved to DLM memory, arrays defined in headers: 3 arrays, 6.0 MiB",
+            "summary: moved to DLM memory, allocation sites: 2 (their blocks of at least 1 MiB, decided at run time)",
+            "summary: kept in ordinary memory, below the threshold 1 MiB: 4 arrays, 2.5 KiB (a lower \
+             --dlm-threshold=SIZE moves them; marking one with #pragma dlm moves it)",
+            "summary: kept in ordinary memory, #pragma dlm off: 1 array, 2.0 MiB (remove the pragma to move them)",
+            "summary: kept in ordinary memory, thread-local: 1 array, 2.0 MiB (each thread has its own copy, which \
+             DLM does not page)",
+            "summary: kept in ordinary memory, in a system header: 1 array, 512 B (not the program's own)",
+        ],
+        "{report}"
+    );
+    // The summary comes last, after the per-array lines.
+    assert!(report.trim_end().ends_with("(not the program's own)"), "{report}");
+    // And the program it describes runs as the native one does, its moved arrays paging.
+    let expected = run(&mut Command::new(&native), Duration::from_secs(60));
+    expected.assert_success();
+    let paged = run(Command::new(&exe).env("DLM_LOCAL_MEM", "4M").env("DLM_STATS", "1"), Duration::from_secs(60));
+    paged.assert_success();
+    assert_eq!(paged.stdout, expected.stdout, "{}", paged.stderr);
+    assert!(!paged.stderr.contains("evicted 0 "), "nothing paged: {}", paged.stderr);
+}

@@ -10,6 +10,7 @@ mod exits;
 mod free_anywhere;
 mod install;
 mod kernel_io;
+mod legacy_programs;
 mod paging;
 mod reliability;
 mod rewriting;
