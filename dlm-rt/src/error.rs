@@ -30,7 +30,9 @@ pub enum Error {
         "cannot serve page faults: userfaultfd failed ({0}); DLM needs a kernel with userfaultfd \
          (Linux 5.11 or later for a user who is not root): `dlm doctor` checks this machine"
     )]
-    Userfaultfd(#[source] std::io::Error),
+    Userfaultfd(std::io::Error),
+    #[error("cannot start the pager: {step} failed ({source}); `dlm doctor` checks this machine")]
+    PagerSetup { step: &'static str, source: std::io::Error },
     #[error("cannot serve a static array as DLM memory: {0}")]
     Adopt(String),
     #[error(

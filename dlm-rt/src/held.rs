@@ -26,6 +26,17 @@ static SLICE: AtomicUsize = AtomicUsize::new(0);
 /// lock, never held while waiting for the pager, so the pager thread's I/O can read it.
 static STATICS: RwLock<Vec<Range<usize>>> = RwLock::new(Vec::new());
 
+thread_local! {
+    /// Set on the pager thread: it must never ask itself for a hold (it would wait for itself).
+    static EXEMPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The calling thread (the pager's) never holds memory: its transfers read and write DLM pages
+/// it manages itself.
+pub(crate) fn exempt_this_thread() {
+    EXEMPT.with(|exempt| exempt.set(true));
+}
+
 /// From now on, I/O calls hold DLM memory, `slice` bytes at a time.
 pub(crate) fn enable(slice: usize) {
     SLICE.store(slice, Ordering::Release);
@@ -45,7 +56,7 @@ pub(crate) fn add_static(range: Range<usize>) {
 fn slice_for(start: usize, len: usize) -> Option<usize> {
     let slice = SLICE.load(Ordering::Acquire);
     // A forked child has no pager of its own (DLM memory is not in it: its I/O fails there).
-    if slice == 0 || len == 0 || crate::sys::is_forked_child() {
+    if slice == 0 || len == 0 || crate::sys::is_forked_child() || EXEMPT.with(|exempt| exempt.get()) {
         return None;
     }
     let end = start.saturating_add(len);

@@ -295,6 +295,7 @@ impl Pager {
     /// A panic in here ends the process (see [`failure`]).
     pub fn run(mut self) -> Job {
         let _never_unwinds = failure::enter_pager_thread();
+        crate::held::exempt_this_thread();
         let mut faults = Vec::with_capacity(64);
         // Besides faults and commands, wake up when a memory server on this host exits.
         let mut fds = vec![self.uffd.raw_fd(), self.mailbox.doorbell.raw_fd()];

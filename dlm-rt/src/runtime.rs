@@ -224,10 +224,14 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let region = region.map_err(|source| abort(&job, Error::Reserve { bytes: range, source }))?;
     let uffd = FaultFd::register(&region).map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
     let fault_mode = uffd.mode();
-    region.exclude_from_fork().map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
+    region.exclude_from_fork().map_err(|source| {
+        abort(&job, Error::PagerSetup { step: "keeping DLM memory out of forked children", source })
+    })?;
     sys::explain_dlm_faults_after_fork(&region);
     sys::explain_termination_signals();
-    let mailbox = Arc::new(Mailbox::new().map_err(|e| abort(&job, Error::Userfaultfd(e)))?);
+    let mailbox =
+        Mailbox::new().map_err(|source| abort(&job, Error::PagerSetup { step: "creating its eventfd", source }))?;
+    let mailbox = Arc::new(mailbox);
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
@@ -243,7 +247,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         panic_at: config.pager_panic_at,
     };
     let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages)
-        .map_err(|e| abort(&job, Error::Userfaultfd(e)))?;
+        .map_err(|source| abort(&job, Error::PagerSetup { step: "setting up its staging slots", source }))?;
     let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())

@@ -5,9 +5,11 @@
 
 use std::ffi::c_void;
 use std::io;
+use std::os::fd::IntoRawFd;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
-use userfaultfd::{Event, EventBuffer, FaultKind, FeatureFlags, ReadWrite, RegisterMode, Uffd, UffdBuilder};
+use userfaultfd::{Event, EventBuffer, FaultKind, FeatureFlags, ReadWrite, RegisterMode, Uffd};
 
 /// The kernel's page size.
 pub fn system_page_size() -> usize {
@@ -315,40 +317,58 @@ fn is_permission_error(error: &io::Error) -> bool {
 
 /// One userfaultfd in `mode`, its API handshake done with `features` required.
 fn create_fault_fd(mode: FaultMode, features: FeatureFlags) -> io::Result<Uffd> {
-    match mode {
-        FaultMode::KernelAndUser => UffdBuilder::new()
-            .close_on_exec(true)
-            .non_blocking(true)
-            .user_mode_only(false)
-            .require_features(features)
-            .create()
-            .map_err(crate_error_to_io),
-        FaultMode::UserOnly => {
-            // The crate opens /dev/userfaultfd whenever it exists, and that is what a user may
-            // not do; the system call with this flag is open to every user.
-            let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY;
-            // SAFETY: userfaultfd(2) takes flags only.
-            let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: a fresh descriptor that nothing else owns.
-            let uffd = unsafe { Uffd::from_raw_fd(fd as i32) };
-            let mut api =
-                userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
-            // SAFETY: `api` is a valid uffdio_api for this userfaultfd.
-            if unsafe { libc::ioctl(uffd.as_raw_fd(), userfaultfd_sys::UFFDIO_API as _, &mut api) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(uffd)
-        }
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let fd = match mode {
+        // The system call serves kernel faults for root and, with vm.unprivileged_userfaultfd=1,
+        // for every user; the device for whoever may open it.
+        FaultMode::KernelAndUser => match userfaultfd_syscall(flags) {
+            Err(e) if is_permission_error(&e) => userfaultfd_from_device(flags)?,
+            other => other?,
+        },
+        // Open to every user (Linux 5.11).
+        FaultMode::UserOnly => userfaultfd_syscall(flags | UFFD_USER_MODE_ONLY)?,
+    };
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let uffd = unsafe { Uffd::from_raw_fd(fd.into_raw_fd()) };
+    let mut api = userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
+    // SAFETY: `api` is a valid uffdio_api for this userfaultfd.
+    if unsafe { libc::ioctl(uffd.as_raw_fd(), userfaultfd_sys::UFFDIO_API as _, &mut api) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(uffd)
 }
 
-/// The OS error inside the crate's error, so that callers can tell a refusal from the rest.
+/// `userfaultfd(2)` with `flags`.
+fn userfaultfd_syscall(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: userfaultfd(2) takes flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `USERFAULTFD_IOC_NEW`: `_IO(0xAA, 0x00)` on `/dev/userfaultfd`.
+const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xAA00;
+
+/// A userfaultfd with `flags` from `/dev/userfaultfd` (Linux 6.1), which its permissions open
+/// to chosen users.
+fn userfaultfd_from_device(flags: libc::c_int) -> io::Result<OwnedFd> {
+    let device =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open("/dev/userfaultfd")?;
+    // SAFETY: USERFAULTFD_IOC_NEW takes the flags as its argument and returns a new descriptor.
+    let fd = unsafe { libc::ioctl(device.as_raw_fd(), USERFAULTFD_IOC_NEW as _, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The OS error inside the crate's error.
 fn crate_error_to_io(error: userfaultfd::Error) -> io::Error {
     match error {
-        userfaultfd::Error::OpenDevUserfaultfd(e) => e,
         userfaultfd::Error::SystemError(errno) => io::Error::from_raw_os_error(errno as i32),
         other => io::Error::other(other),
     }
@@ -518,14 +538,15 @@ impl EventFd {
     pub fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64, as eventfd requires.
-        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        unsafe { write_syscall(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
     /// Resets the counter so that `poll` blocks again.
     pub fn drain(&self) {
         let mut value: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64; EAGAIN (nothing pending) is fine.
-        unsafe { libc::read(self.0.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+        // SAFETY: reads 8 bytes into a live u64; EAGAIN (nothing pending) is fine. The system
+        // call itself, as for `write_syscall`.
+        unsafe { libc::syscall(libc::SYS_read, self.0.as_raw_fd(), (&mut value as *mut u64).cast::<u8>(), 8) };
     }
 
     pub fn raw_fd(&self) -> i32 {
@@ -601,8 +622,7 @@ pub fn explain_dlm_faults_after_fork(mapping: &Mapping) {
         if in_dlm_range(addr) {
             let message: &[u8] = b"dlm: this process was forked from a DLM program and touched DLM memory, which \
                 stays with the parent; a child may only exec (system, popen) or use ordinary memory\n";
-            // SAFETY: write is async-signal-safe.
-            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+            write_stderr_bytes(message);
         }
         // Return with the previous action restored: the access faults again and gets it.
         // SAFETY: PREVIOUS_SEGV was written before this handler was installed.
@@ -632,10 +652,10 @@ pub fn explain_termination_signals() {
         } else {
             b"dlm: terminated (SIGTERM); the program and its memory servers stop\n"
         };
-        // SAFETY: write, signal and raise are async-signal-safe; re-raising with the default
-        // action ends the process with the signal's usual status.
+        write_stderr_bytes(message);
+        // SAFETY: signal and raise are async-signal-safe; re-raising with the default action
+        // ends the process with the signal's usual status.
         unsafe {
-            libc::write(2, message.as_ptr().cast(), message.len());
             libc::signal(signal, libc::SIG_DFL);
             libc::raise(signal);
         }
@@ -714,8 +734,23 @@ fn readable_soon(fd: i32) -> bool {
 
 /// Writes `message` to fd 2 without Rust's stderr lock. Async-signal-safe.
 fn write_stderr(message: &str) {
-    // SAFETY: write is async-signal-safe and reads a live buffer.
-    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    write_stderr_bytes(message.as_bytes());
+}
+
+fn write_stderr_bytes(message: &[u8]) {
+    // SAFETY: reads a live buffer.
+    unsafe { write_syscall(2, message.as_ptr(), message.len()) };
+}
+
+/// The `write` system call itself. In a program built by dlmcc, `write` is the interposed one
+/// (`interpose_io.c`), which may look itself up with `dlsym` and take a lock: neither is
+/// async-signal-safe, and the pager thread must not ask itself to hold memory.
+///
+/// # Safety
+/// `buf` must be readable for `len` bytes.
+unsafe fn write_syscall(fd: libc::c_int, buf: *const u8, len: usize) {
+    // SAFETY: the caller passes a readable buffer; write(2) is async-signal-safe.
+    unsafe { libc::syscall(libc::SYS_write, fd, buf, len) };
 }
 
 /// From a SIGABRT handler: ends the process as the abort would have.
@@ -738,20 +773,15 @@ pub fn end_server(code: i32) -> ! {
 /// Writes a message on stderr without taking Rust's stderr lock and ends the process at once
 /// with `code`, running no exit handlers (they would wait for MPI peers that are gone).
 pub fn exit_now(code: i32, message: &str) -> ! {
-    let text = format!("dlm: {message}\n");
-    // SAFETY: writes from a live buffer to fd 2; _exit has no preconditions.
-    unsafe {
-        libc::write(2, text.as_ptr().cast(), text.len());
-        libc::_exit(code)
-    }
+    write_stderr(&format!("dlm: {message}\n"));
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
 }
 
 /// Writes a message on stderr without taking Rust's stderr lock, then aborts the process.
 ///
 /// The pager thread must never block on a lock that a faulting program thread may hold.
 pub fn fatal(message: &str) -> ! {
-    let text = format!("dlm: fatal: {message}\n");
-    // SAFETY: writes from a live buffer to fd 2.
-    unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+    write_stderr(&format!("dlm: fatal: {message}\n"));
     std::process::abort()
 }

@@ -1,6 +1,8 @@
-/* The kernel touching DLM memory: fwrite/fread, write/read/pread, writev/readv and send/recv
- * over a socket pair of DLM buffers several times larger than the local budget, byte-exact
- * against the pattern. Exits 0 when all match. */
+/* The kernel touching DLM memory: fwrite/fread, write/read/pread/pwrite, writev/readv,
+ * send/recv over a stream and a datagram socket pair, and fputs of DLM buffers several times
+ * larger than the local budget, and read/fread into a big static array (checked by
+ * _FORTIFY_SOURCE when built with it); a read that starts on the oldest resident page. All
+ * byte-exact against the pattern. Exits 0 when all match. */
 #include <dlm.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Moved to DLM memory by dlmcc; its size is known to _FORTIFY_SOURCE. */
+static uint8_t table[4 << 20];
+
 static uint8_t pattern(uint64_t i) { return (uint8_t)((i * 2654435761u) >> 13 ^ i >> 20); }
 
 static int check(const uint8_t *buf, uint64_t n, uint64_t base, const char *what) {
@@ -21,6 +26,84 @@ static int check(const uint8_t *buf, uint64_t n, uint64_t base, const char *what
             return 1;
         }
     return 0;
+}
+
+/* Writes `n` bytes of the pattern to `path` from ordinary memory. */
+static int write_pattern_file(const char *path, uint64_t n) {
+    uint8_t *plain = malloc(n);
+    for (uint64_t i = 0; i < n; i++) plain[i] = pattern(i);
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fwrite(plain, 1, n, f) != n || fclose(f);
+    free(plain);
+    return bad;
+}
+
+/* A read(2) that starts on the oldest resident page and runs on into absent ones: bringing
+ * those in must not evict the first, which the kernel is about to write. Runs first, with
+ * nothing else resident. */
+static int read_from_the_oldest_page(const char *dir, uint8_t *target, uint8_t *filler) {
+    char path[4096];
+    struct dlm_stats s;
+    dlm_get_stats(&s);
+    uint64_t len = s.local_budget_bytes / 4; /* one slice */
+    snprintf(path, sizeof path, "%s/oldest.bin", dir);
+    if (write_pattern_file(path, len)) { perror("oldest.bin"); return 1; }
+    target[0] = 1; /* the oldest resident page */
+    for (uint64_t off = 0; off + 2 * s.page_size <= s.local_budget_bytes; off += s.page_size)
+        filler[off] = 1; /* the budget is full behind it */
+    int fd = open(path, O_RDONLY);
+    ssize_t got = fd < 0 ? -1 : read(fd, target, len);
+    if (got != (ssize_t)len) { perror("read from the oldest page"); return 1; }
+    close(fd);
+    return check(target, len, 0, "read from the oldest page");
+}
+
+/* One datagram from DLM memory to DLM memory: it must arrive whole, as one message. */
+static int datagram(const uint8_t *from, uint8_t *to, size_t len) {
+    int sv[2], size = (int)(2 * len);
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) { perror("socketpair"); return 1; }
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    ssize_t sent = send(sv[0], from, len, 0);
+    ssize_t got = recv(sv[1], to, len, 0);
+    close(sv[0]);
+    close(sv[1]);
+    if (sent != (ssize_t)len || got != (ssize_t)len) {
+        printf("datagram: sent %zd, received %zd of %zu\n", sent, got, len);
+        return 1;
+    }
+    return check(to, len, 0, "datagram");
+}
+
+/* A string in DLM memory longer than the stream's buffer: stdio writes it straight from there. */
+static int long_string(const char *dir, char *text, size_t len) {
+    char path[4096];
+    for (size_t i = 0; i < len; i++) text[i] = (char)('a' + i % 26);
+    text[len] = 0;
+    snprintf(path, sizeof path, "%s/string.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) == EOF || fclose(f)) { perror("fputs"); return 1; }
+    char *back = malloc(len + 1);
+    f = fopen(path, "r");
+    size_t got = f ? fread(back, 1, len + 1, f) : 0;
+    if (f) fclose(f);
+    int bad = got != len || memcmp(back, text, len) != 0;
+    if (bad) printf("fputs: %zu of %zu bytes came back\n", got, len);
+    free(back);
+    return bad;
+}
+
+/* read(2) and fread of `len` bytes (known at run time only, so that _FORTIFY_SOURCE checks
+ * them) into a static array. */
+static int into_the_table(const char *path, size_t len) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || read(fd, table, len) != (ssize_t)len) { perror("read into table"); return 1; }
+    close(fd);
+    int bad = check(table, len, 0, "read into table");
+    memset(table, 0, len);
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(table, 1, len, f) != len || fclose(f)) { perror("fread into table"); return 1; }
+    return bad | check(table, len, 0, "fread into table");
 }
 
 struct sending {
@@ -76,6 +159,7 @@ int main(int argc, char **argv) {
     char path[4096];
     uint8_t *a = dlm_alloc(n), *b = dlm_alloc(n), *c = dlm_alloc(n);
     if (!a || !b || !c) return 1;
+    int bad = read_from_the_oldest_page(argv[1], c, b);
     for (uint64_t i = 0; i < n; i++) a[i] = pattern(i);
 
     snprintf(path, sizeof path, "%s/stdio.bin", argv[1]);
@@ -83,7 +167,9 @@ int main(int argc, char **argv) {
     if (!f || fwrite(a, 1, n, f) != n || fclose(f)) { perror("fwrite"); return 1; }
     f = fopen(path, "rb");
     if (!f || fread(b, 1, n, f) != n || fclose(f)) { perror("fread"); return 1; }
-    int bad = check(b, n, 0, "fread");
+    bad |= check(b, n, 0, "fread");
+    volatile size_t table_len = sizeof table; /* unknown to the compiler */
+    if (n >= sizeof table) bad |= into_the_table(path, table_len);
 
     /* The file itself, read into ordinary memory. */
     uint8_t *plain = malloc(1 << 20);
@@ -112,6 +198,8 @@ int main(int argc, char **argv) {
     uint64_t mid = n / 3;
     if (pread(fd, a + 5, 1 << 20, mid) != 1 << 20) { perror("pread"); return 1; }
     bad |= check(a + 5, 1 << 20, mid, "pread");
+    if (pwrite(fd, c + mid, 1 << 20, 0) != 1 << 20 || pread(fd, b, 1 << 20, 0) != 1 << 20) { perror("pwrite"); return 1; }
+    bad |= check(b, 1 << 20, mid, "pwrite");
     close(fd);
 
     for (uint64_t i = 0; i < n; i++) a[i] = pattern(i);
@@ -120,6 +208,8 @@ int main(int argc, char **argv) {
     bad |= vectors(path, a, c, n);
     memset(b, 0, n);
     bad |= socket_pair(c, b, n);
+    bad |= datagram(a, b, 160 << 10);
+    bad |= long_string(argv[1], (char *)c, n - 1);
 
     struct dlm_stats s;
     dlm_get_stats(&s);

@@ -34,6 +34,16 @@ fn compiles_objects_archives_and_several_files_like_mpicc() {
 }
 
 #[test]
+fn a_programs_own_functions_named_like_the_interposed_ones_win() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its own `send` and `read`, with other signatures: as with cc, they link and are called.
+    let exe = dlmcc(dir.path(), "tests/c/ownio.c");
+    let out = run(&mut Command::new(&exe), Duration::from_secs(60));
+    out.assert_success();
+    assert_eq!(out.stdout, "send 3007 read 6\n");
+}
+
+#[test]
 fn showme_prints_the_underlying_command() {
     let out = dlmcc_cmd().args(["--showme", "-O2", "prog.c", "-o", "prog"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -25,8 +25,9 @@ fn mode(found: &Userfaultfd) -> Finding {
         ),
         FaultMode::UserOnly => Finding::warning(
             TOPIC,
-            "user-mode only (this user may not open /dev/userfaultfd and vm.unprivileged_userfaultfd is 0): \
-             DLM works; the pager holds I/O buffers in DLM memory resident while the kernel reads or writes them",
+            "user-mode only (not root, no read-write access to /dev/userfaultfd, vm.unprivileged_userfaultfd \
+             not 1): DLM works; the I/O calls of programs built by dlmcc (and dlm::read_exact, dlm::write_all) \
+             hold DLM buffers resident while the kernel reads or writes them",
             "nothing is needed; for kernel-and-user mode an administrator can give you read-write access to \
              /dev/userfaultfd (a group and a udev rule) or set the sysctl vm.unprivileged_userfaultfd=1",
         ),
