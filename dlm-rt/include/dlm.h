@@ -26,6 +26,8 @@ struct dlm_stats {
     double wait_seconds;            /* time threads waited for the pager */
     uint64_t pages_moved;           /* pages moved into place (UFFDIO_MOVE), not copied */
     uint64_t blocks_fetched;        /* isolated faults that fetched only the system page touched */
+    uint64_t small_heap_bytes;      /* DLM memory taken by the small-block heap (whole DLM pages) */
+    uint64_t small_blocks_in_libc;  /* small blocks that came from the C library: DLM memory was full */
 };
 
 /* Starts DLM. Call it first in main with main's arguments (or NULLs). Under mpirun, ranks other

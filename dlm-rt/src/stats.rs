@@ -16,6 +16,7 @@ pub struct Counters {
     pub wait_nanos: AtomicU64,
     pub pages_moved: AtomicU64,
     pub blocks_fetched: AtomicU64,
+    pub small_heap_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +53,10 @@ pub struct Stats {
     pub pages_moved: u64,
     /// Isolated faults served by fetching only the system page touched, not its whole DLM page.
     pub blocks_fetched: u64,
+    /// DLM memory the small-block heap has taken (whole DLM pages, charged against the limit).
+    pub small_heap_bytes: u64,
+    /// Small blocks of rewritten code that came from the C library because DLM memory was full.
+    pub small_blocks_in_libc: u64,
 }
 
 impl Stats {
@@ -71,12 +76,15 @@ impl Stats {
             wait_seconds: counters.wait_nanos.load(Relaxed) as f64 * 1e-9,
             pages_moved: counters.pages_moved.load(Relaxed),
             blocks_fetched: counters.blocks_fetched.load(Relaxed),
+            small_heap_bytes: counters.small_heap_bytes.load(Relaxed),
+            small_blocks_in_libc: crate::small::blocks_in_libc(),
         }
     }
 
-    /// The summary printed on stderr with `DLM_STATS=1`.
+    /// The summary printed on stderr with `DLM_STATS=1` (the small-block heap's line once a
+    /// program used it).
     pub fn summary(&self) -> String {
-        format!(
+        let mut summary = format!(
             "dlm: {} faults ({} zero-filled, {} single blocks), fetched {}, wrote back {}, evicted {} pages of {}\n\
              dlm: peak resident {} of a {} local budget; {} memory server(s) with {}; waited {:.3} s for the pager\n",
             self.faults,
@@ -91,7 +99,15 @@ impl Stats {
             self.servers,
             Bytes(self.server_capacity_bytes),
             self.wait_seconds,
-        )
+        );
+        if self.small_heap_bytes > 0 || self.small_blocks_in_libc > 0 {
+            summary += &format!(
+                "dlm: small-block heap {}; {} small blocks went to the C library (DLM memory full)\n",
+                Bytes(self.small_heap_bytes),
+                self.small_blocks_in_libc
+            );
+        }
+        summary
     }
 
     /// The JSON object written with `DLM_STATS_JSON=PATH`.
@@ -100,7 +116,7 @@ impl Stats {
             "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
              \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
              \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}, \
-             \"pages_moved\": {}, \"blocks_fetched\": {}}}\n",
+             \"pages_moved\": {}, \"blocks_fetched\": {}, \"small_heap_bytes\": {}, \"small_blocks_in_libc\": {}}}\n",
             self.faults,
             self.zero_fills,
             self.bytes_fetched,
@@ -115,6 +131,8 @@ impl Stats {
             self.wait_seconds,
             self.pages_moved,
             self.blocks_fetched,
+            self.small_heap_bytes,
+            self.small_blocks_in_libc,
         )
     }
 }
