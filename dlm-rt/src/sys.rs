@@ -334,7 +334,8 @@ fn create_fault_fd(mode: FaultMode, features: FeatureFlags) -> io::Result<Uffd> 
             }
             // SAFETY: a fresh descriptor that nothing else owns.
             let uffd = unsafe { Uffd::from_raw_fd(fd as i32) };
-            let mut api = userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
+            let mut api =
+                userfaultfd_sys::uffdio_api { api: userfaultfd_sys::UFFD_API, features: features.bits(), ioctls: 0 };
             // SAFETY: `api` is a valid uffdio_api for this userfaultfd.
             if unsafe { libc::ioctl(uffd.as_raw_fd(), userfaultfd_sys::UFFDIO_API as _, &mut api) } != 0 {
                 return Err(io::Error::last_os_error());
@@ -380,7 +381,9 @@ impl FaultFd {
     /// it and the DLM range. It never faults to the pager: write-protect mode only, and the
     /// pager protects none of its pages.
     pub fn register_staging(&self, mapping: &Mapping) -> io::Result<()> {
-        self.uffd.register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT).map_err(crate_error_to_io)?;
+        self.uffd
+            .register_with_mode(mapping.base().cast(), mapping.len(), RegisterMode::WRITE_PROTECT)
+            .map_err(crate_error_to_io)?;
         Ok(())
     }
 
