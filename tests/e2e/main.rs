@@ -12,4 +12,5 @@ mod kernel_io;
 mod paging;
 mod reliability;
 mod rewriting;
+mod small_blocks;
 mod support;

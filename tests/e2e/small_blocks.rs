@@ -1,0 +1,79 @@
+//! A legacy program whose data is all small blocks (tests/c/mgrows: multigrid grids built row
+//! by row with malloc and calloc, ~250 MB in 174 000 blocks of under 2 KiB, freed and rebuilt,
+//! a history grown with realloc) built with its own Makefile and `make CC=dlmcc`: every block
+//! lands in DLM memory (the small-block heap), pages through a quarter of the data, standalone
+//! and under mpirun, and the program prints exactly what its gcc build prints.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(180);
+const SOURCE_DIR: &str = "tests/c/mgrows";
+/// Grid size and V-cycles: 208^3 doubles per grid, three grids per level, five levels.
+const ARGS: [&str; 2] = ["208", "2"];
+/// A quarter of the data (the program reports 248 MB).
+const LOCAL: &str = "60M";
+
+/// Builds the program with `make` in a fresh copy of its directory, with `CC` given if any.
+fn make_in(dir: &Path, cc: Option<&Path>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in ["Makefile", "mgrows.c"] {
+        std::fs::copy(repo_dir().join(SOURCE_DIR).join(name), dir.join(name)).unwrap();
+    }
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(dir).env_remove("CC");
+    if let Some(cc) = cc {
+        cmd.arg(format!("CC={}", cc.display()));
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("mgrows")
+}
+
+/// Runs the dlmcc build through `cmd` at a quarter local; checks its output against `expected`
+/// and that its data went through DLM: the small-block heap holds at least the data, none of it
+/// stayed in the C library, and more than the data was fetched back from the server.
+fn check_paged_run(cmd: &mut Command, json: &Path, expected: &Output, how: &str) {
+    let out = run(cmd.args(ARGS).env("DLM_LOCAL_MEM", LOCAL).env("DLM_STATS_JSON", json), LIMIT);
+    out.assert_success();
+    assert_eq!(out.stdout, expected.stdout, "{how}: output differs from the gcc build\nstderr:\n{}", out.stderr);
+    let data = data_bytes(expected);
+    let stats = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{how}: no statistics ({e})"));
+    assert!(stat(&stats, "small_heap_bytes") >= data, "{how}: the small-block heap does not hold the data: {stats}");
+    assert_eq!(stat(&stats, "small_blocks_in_libc"), 0.0, "{how}: {stats}");
+    assert!(stat(&stats, "bytes_fetched") >= data, "{how}: less than the data was paged: {stats}");
+    assert!(stat(&stats, "peak_resident_bytes") <= stat(&stats, "local_budget_bytes"), "{how}: {stats}");
+}
+
+/// The bytes of every block the program allocated, as it reports them (`data: N bytes ...`).
+fn data_bytes(out: &Output) -> f64 {
+    let field = out.field("data:");
+    field.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad data line: {field}"))
+}
+
+#[test]
+fn rows_of_a_multigrid_program_page_through_a_quarter_and_match_gcc() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let native = make_in(&dir.path().join("native"), Some(Path::new("gcc")));
+    let exe = make_in(&dir.path().join("dlm"), Some(&target_dir().join("dlmcc")));
+
+    let expected = run(Command::new(&native).args(ARGS), LIMIT);
+    expected.assert_success();
+    assert!(data_bytes(&expected) >= 200e6, "the test size is too small: {}", expected.stdout);
+    assert!(expected.stdout.contains("freed: every block"), "{}", expected.stdout);
+
+    check_paged_run(&mut Command::new(&exe), &dir.path().join("alone.json"), &expected, "standalone");
+    assert_no_survivors(&exe);
+    let mut under_mpirun = mpirun(2);
+    under_mpirun.arg(&exe);
+    check_paged_run(&mut under_mpirun, &dir.path().join("mpirun.json"), &expected, "under mpirun");
+    assert_no_survivors(&exe);
+}
