@@ -3,7 +3,7 @@
 //! C source by `libmimalloc-sys`; it replaces no allocator of the process).
 //!
 //! The DLM range ends with an address range set aside for this heap ([`arena_len`]: the limit,
-//! up to 16 GiB). The first small allocation hands it to mimalloc as an exclusive arena with a
+//! up to 15 GiB). The first small allocation hands it to mimalloc as an exclusive arena with a
 //! commit function: mimalloc asks to "commit" each span before it touches it, and the commit
 //! charges the DLM pages under the span against the limit (budget + servers' capacity) that big
 //! blocks are counted against too ([`crate::runtime::charge_small_heap`]). A commit the limit
@@ -36,9 +36,9 @@ use std::sync::Mutex;
 pub const ARENA_ALIGN: usize = 64 << 10;
 /// mimalloc's arenas are whole multiples of 32 MiB (`mi_arena_min_size`).
 const ARENA_UNIT: usize = 32 << 20;
-/// The largest arena mimalloc manages as one (16 GiB of 64 KiB slices); the small-block heap
-/// holds at most this much.
-const ARENA_MAX: u64 = 16 << 30;
+/// The largest arena mimalloc accepts: its metadata (136 bytes per 64 KiB slice, and bitmaps)
+/// must fit in 32 MiB, which 16 GiB exceeds. The small-block heap holds at most this much.
+const ARENA_MAX: u64 = 15 << 30;
 /// Alignments mimalloc serves inside an arena (it takes larger ones from the OS, which an
 /// exclusive arena refuses).
 const ALIGN_MAX: usize = 64 << 10;
@@ -77,14 +77,17 @@ extern "C" {
 static RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// The mimalloc heap over the arena, once made.
 static HEAP: AtomicPtr<mi::mi_heap_t> = AtomicPtr::new(std::ptr::null_mut());
-/// Whether making the heap was tried (it is tried once).
+/// Whether making the heap was tried (it is tried once), under which it is made.
 static SETUP: Mutex<bool> = Mutex::new(false);
-/// Small blocks that came from the C library because the limit was reached.
+/// Set when making the heap failed: small blocks then come from the C library.
+static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+/// Small blocks that came from the C library while DLM ran: the limit was reached (or
+/// mimalloc refused the arena).
 static IN_LIBC: AtomicU64 = AtomicU64::new(0);
 static SAID_FULL: AtomicBool = AtomicBool::new(false);
 
 /// The length of the small-block arena for a limit (budget + servers' capacity) of `limit`
-/// bytes: the limit (the heap can never hold more), at most 16 GiB, in whole arena units.
+/// bytes: the limit (the heap can never hold more), at most 15 GiB, in whole arena units.
 pub fn arena_len(limit: u64) -> usize {
     (limit.min(ARENA_MAX) as usize).next_multiple_of(ARENA_UNIT).max(ARENA_UNIT)
 }
@@ -101,7 +104,7 @@ pub fn owns(ptr: *const c_void) -> bool {
     start != 0 && (start..RANGE[1].load(Ordering::Relaxed)).contains(&(ptr as usize))
 }
 
-/// How many small blocks came from the C library because DLM memory was full.
+/// How many small blocks came from the C library while DLM ran (see `IN_LIBC`).
 pub fn blocks_in_libc() -> u64 {
     IN_LIBC.load(Ordering::Relaxed)
 }
@@ -111,12 +114,21 @@ fn usable() -> bool {
     runtime::is_running() && !crate::sys::is_forked_child()
 }
 
-/// The heap over the arena, made on first use; `None` if DLM memory cannot be used now.
+/// The heap over the arena, made on first use; `None` if DLM memory cannot be used now (or
+/// mimalloc refused the arena: then the block the caller is about to take from the C library
+/// is counted).
 fn heap() -> Option<NonNull<mi::mi_heap_t>> {
     if !usable() {
         return None;
     }
-    NonNull::new(HEAP.load(Ordering::Acquire)).or_else(make_heap)
+    match NonNull::new(HEAP.load(Ordering::Acquire)) {
+        Some(heap) => Some(heap),
+        None if UNAVAILABLE.load(Ordering::Relaxed) => {
+            IN_LIBC.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        None => make_heap(),
+    }
 }
 
 #[cold]
@@ -159,7 +171,8 @@ fn make_heap() -> Option<NonNull<mi::mi_heap_t>> {
         }
     };
     if heap.is_null() {
-        eprintln!("dlm: the small-block heap cannot be set up: small blocks come from the C library");
+        UNAVAILABLE.store(true, Ordering::Relaxed);
+        eprintln!("dlm: mimalloc refused the small-block heap's arena: small blocks come from the C library");
     }
     HEAP.store(heap, Ordering::Release);
     NonNull::new(heap)
@@ -298,10 +311,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arena_is_the_limit_in_whole_units_up_to_16_gib() {
+    fn arena_is_the_limit_in_whole_units_up_to_15_gib() {
         assert_eq!(arena_len(1), 32 << 20);
         assert_eq!(arena_len(100 << 20), 128 << 20);
-        assert_eq!(arena_len(1 << 40), 16 << 30);
+        assert_eq!(arena_len(1 << 40), 15 << 30);
     }
 
     #[test]
@@ -317,6 +330,35 @@ mod tests {
             assert_eq!(mi::mi_option_get(option::DESTROY_ON_EXIT - 4), 100); // os_tag
             assert_eq!(mi::_mi_option_last, 47);
         }
+    }
+
+    #[test]
+    fn mimalloc_takes_the_largest_arena() {
+        unsafe extern "C" fn commit(_: bool, _: *mut c_void, _: usize, _: *mut bool, _: *mut c_void) -> bool {
+            true
+        }
+        let len = arena_len(u64::MAX);
+        let mapping = crate::sys::Mapping::reserve(len + ARENA_ALIGN).unwrap();
+        let start = (mapping.base() as usize).next_multiple_of(ARENA_ALIGN);
+        let mut arena: mi::mi_arena_id_t = std::ptr::null_mut();
+        // SAFETY: a fresh mapping that nothing else uses, kept for the rest of the process (the
+        // arena cannot be handed back), the commit function a stand-in that touches nothing.
+        let managed = unsafe {
+            mi_manage_memory(
+                start as *mut c_void,
+                len,
+                false,
+                true,
+                true,
+                -1,
+                true,
+                Some(commit),
+                std::ptr::null_mut(),
+                &mut arena,
+            )
+        };
+        std::mem::forget(mapping);
+        assert!(managed, "mimalloc refused an arena of {len} bytes");
     }
 
     #[test]

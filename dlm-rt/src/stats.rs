@@ -55,7 +55,8 @@ pub struct Stats {
     pub blocks_fetched: u64,
     /// DLM memory the small-block heap has taken (whole DLM pages, charged against the limit).
     pub small_heap_bytes: u64,
-    /// Small blocks of rewritten code that came from the C library because DLM memory was full.
+    /// Small blocks of rewritten code that came from the C library while DLM ran, because DLM
+    /// memory was full (or mimalloc refused the small-block heap's arena: said on stderr).
     pub small_blocks_in_libc: u64,
 }
 
