@@ -202,8 +202,9 @@ pub unsafe extern "C" fn __dlm_rt_free(ptr: *mut c_void) {
 }
 
 /// `realloc` of rewritten code: the block moves to pages of its own when its new size reaches
-/// the threshold, and from them to the small-block heap when it falls below; a C-library block
-/// stays there unless it reaches the threshold.
+/// the threshold (if DLM memory cannot hold them, it grows where it is rather than fail), and
+/// from them to the small-block heap when it falls below; a C-library block stays there unless
+/// it reaches the threshold.
 ///
 /// # Safety
 /// As for `realloc`.
@@ -240,8 +241,12 @@ unsafe fn realloc_small(block: NonNull<c_void>, size: usize, threshold: usize) -
         return std::ptr::null_mut();
     }
     if size >= threshold {
-        // SAFETY: as above; the new block is distinct.
-        return unsafe { move_block(block, old_len, __dlm_rt_malloc(size, threshold), size) };
+        // Pages of its own if DLM memory holds them; if not, the block stays small (or goes to
+        // the C library) rather than fail where the native build would not.
+        if let Ok(pages) = runtime::allocate(size) {
+            // SAFETY: as above; the new block is distinct.
+            return unsafe { move_block(block, old_len, pages.as_ptr().cast(), size) };
+        }
     }
     // SAFETY: as above.
     match unsafe { small::reallocate(block, size) } {
@@ -272,20 +277,21 @@ unsafe fn realloc_own_pages(block: NonNull<c_void>, size: usize, threshold: usiz
 }
 
 /// `realloc` of a block of the C library: it moves to DLM pages of its own when it reaches the
-/// threshold.
+/// threshold, if DLM memory holds them (if not, it grows where it is rather than fail).
 ///
 /// # Safety
 /// `block` is a live block of the C library.
 unsafe fn realloc_libc(block: NonNull<c_void>, size: usize, threshold: usize) -> *mut c_void {
-    match dlm_block(size, threshold) {
+    let pages =
+        (size >= threshold && size > 0 && runtime::is_running()).then(|| runtime::allocate(size).ok()).flatten();
+    match pages {
         // SAFETY: the caller passes a pointer from the C library's allocator.
         None => unsafe { libc::realloc(block.as_ptr(), size) },
-        Some(Err(())) => std::ptr::null_mut(),
-        Some(Ok(new)) => {
+        Some(pages) => {
             // SAFETY: as above; the usable size is what the program may have written.
             let old_len = unsafe { libc::malloc_usable_size(block.as_ptr()) };
             // SAFETY: as above; the new block is distinct.
-            unsafe { move_block(block, old_len, new, size) }
+            unsafe { move_block(block, old_len, pages.as_ptr().cast(), size) }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! by row with malloc and calloc, ~250 MB in 174 000 blocks of under 2 KiB, freed and rebuilt,
 //! a history grown with realloc) built with its own Makefile and `make CC=dlmcc`: every block
 //! lands in DLM memory (the small-block heap), pages through a quarter of the data, standalone
-//! and under mpirun, and the program prints exactly what its gcc build prints.
+//! and under mpirun, and the program prints exactly what its gcc build prints. And small blocks
+//! beyond what DLM memory holds (tests/c/smallfull.c) come from the C library instead.
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
@@ -76,4 +77,38 @@ fn rows_of_a_multigrid_program_page_through_a_quarter_and_match_gcc() {
     under_mpirun.arg(&exe);
     check_paged_run(&mut under_mpirun, &dir.path().join("mpirun.json"), &expected, "under mpirun");
     assert_no_survivors(&exe);
+}
+
+/// Small blocks beyond budget + servers: the rest come from the C library and the program goes
+/// on as natively (said once, and counted); blocks grown past the threshold and shrunk back
+/// keep their data wherever they move, also when DLM memory cannot take them.
+#[test]
+fn small_blocks_beyond_dlm_memory_come_from_the_c_library_and_the_program_goes_on() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let native = cc_native(dir.path(), "tests/c/smallfull.c");
+    let exe = dlmcc(dir.path(), "tests/c/smallfull.c");
+    let expected = run(Command::new(&native).arg("96"), LIMIT);
+    expected.assert_success();
+    assert!(expected.stdout.contains("0 damaged\nrealloc across the threshold: 0 damaged"), "{}", expected.stdout);
+
+    let mut under_mpirun = mpirun(2);
+    under_mpirun.arg(&exe);
+    for (cmd, how) in [(&mut Command::new(&exe), "standalone"), (&mut under_mpirun, "under mpirun")] {
+        let json = dir.path().join("stats.json");
+        // 96 MiB of 4000-byte blocks through 16 MiB local and a 48 MiB server.
+        let out = run(
+            cmd.arg("96").env("DLM_LOCAL_MEM", "16M").env("DLM_SERVER_MEM", "48M").env("DLM_STATS_JSON", &json),
+            LIMIT,
+        );
+        out.assert_success();
+        assert_eq!(out.stdout, expected.stdout, "{how}: stderr:\n{}", out.stderr);
+        assert_eq!(out.stderr.matches("dlm: DLM memory is full").count(), 1, "{how}: {}", out.stderr);
+        let stats = std::fs::read_to_string(&json).unwrap();
+        let limit = stat(&stats, "local_budget_bytes") + stat(&stats, "server_capacity_bytes");
+        assert!(stat(&stats, "small_blocks_in_libc") > 0.0, "{how}: {stats}");
+        assert!(stat(&stats, "small_heap_bytes") <= limit, "{how}: {stats}");
+        assert!(stat(&stats, "small_heap_bytes") >= limit / 2.0, "{how}: the heap did not fill: {stats}");
+        assert_no_survivors(&exe);
+    }
 }
