@@ -3,7 +3,8 @@
 //! a history grown with realloc) built with its own Makefile and `make CC=dlmcc`: every block
 //! lands in DLM memory (the small-block heap), pages through a quarter of the data, standalone
 //! and under mpirun, and the program prints exactly what its gcc build prints. And small blocks
-//! beyond what DLM memory holds (tests/c/smallfull.c) come from the C library instead.
+//! beyond what DLM memory holds (tests/c/smallfull.c) come from the C library instead; threads
+//! allocate and free each other's small blocks while paging (tests/c/smallthreads.c).
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,40 @@ fn small_blocks_beyond_dlm_memory_come_from_the_c_library_and_the_program_goes_o
         assert!(stat(&stats, "small_blocks_in_libc") > 0.0, "{how}: {stats}");
         assert!(stat(&stats, "small_heap_bytes") <= limit, "{how}: {stats}");
         assert!(stat(&stats, "small_heap_bytes") >= limit / 2.0, "{how}: the heap did not fill: {stats}");
+        assert_no_survivors(&exe);
+    }
+}
+
+/// Four threads allocate small blocks at once, check and free each other's and grow their own,
+/// through a budget of a fifth of their data: faults inside the allocator while other threads
+/// hold its locks; the same output as the gcc build.
+#[test]
+fn threads_allocating_and_freeing_each_others_small_blocks_while_paging_match_gcc() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (native, exe) = (dir.path().join("native"), dir.path().join("smallthreads"));
+    for (compiler, out) in [(Path::new("cc").to_path_buf(), &native), (target_dir().join("dlmcc"), &exe)] {
+        let status = Command::new(&compiler)
+            .args(["-O2", "-Wall", "-pthread", "-o"])
+            .arg(out)
+            .arg(repo_dir().join("tests/c/smallthreads.c"))
+            .status()
+            .expect("run the compiler");
+        assert!(status.success(), "{} failed", compiler.display());
+    }
+    let expected = run(Command::new(&native).arg("32"), LIMIT);
+    expected.assert_success();
+    assert!(expected.stdout.contains(": 0 damaged"), "{}", expected.stdout);
+    let mut under_mpirun = mpirun(2);
+    under_mpirun.arg(&exe);
+    for (cmd, how) in [(&mut Command::new(&exe), "standalone"), (&mut under_mpirun, "under mpirun")] {
+        let json = dir.path().join("stats.json");
+        let out = run(cmd.arg("32").env("DLM_LOCAL_MEM", "24M").env("DLM_STATS_JSON", &json), LIMIT);
+        out.assert_success();
+        assert_eq!(out.stdout, expected.stdout, "{how}: stderr:\n{}", out.stderr);
+        let stats = std::fs::read_to_string(&json).unwrap();
+        assert!(stat(&stats, "small_heap_bytes") >= 128e6, "{how}: {stats}");
+        assert!(stat(&stats, "bytes_fetched") > 0.0, "{how}: nothing paged: {stats}");
         assert_no_survivors(&exe);
     }
 }
