@@ -155,11 +155,11 @@ fn make_heap() -> Option<NonNull<mi::mi_heap_t>> {
         let managed = mi_manage_memory(
             start as *mut c_void,
             len,
-            false,
-            true,
-            true,
-            -1,
-            true,
+            false, // is_committed: each span is committed (charged) on first use
+            true,  // is_pinned: never decommitted, reset or purged
+            true,  // is_zero: never touched, so it reads as zeros
+            -1,    // numa_node: any
+            true,  // exclusive: only the heap made for it allocates there
             Some(commit_dlm_pages),
             std::ptr::null_mut(),
             &mut arena,
