@@ -99,7 +99,8 @@ pub enum Rule {
     Pragma,
     /// An `__attribute__((dlm))` on it.
     Attribute,
-    /// A heap allocation call: the runtime decides by size at run time.
+    /// A heap allocation call: its blocks go to DLM at run time (pages of their own from the
+    /// threshold, the small-block heap below it).
     AllocationSite,
 }
 
@@ -134,7 +135,9 @@ impl fmt::Display for Rule {
             Rule::Threshold(t) => write!(f, "size >= threshold {}", threshold_size(*t)),
             Rule::Pragma => f.write_str("#pragma dlm"),
             Rule::Attribute => f.write_str("__attribute__((dlm))"),
-            Rule::AllocationSite => f.write_str("allocation site (the runtime decides by size)"),
+            Rule::AllocationSite => {
+                f.write_str("allocation site (from the threshold pages of their own, below it the small-block heap)")
+            }
         }
     }
 }

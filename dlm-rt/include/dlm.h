@@ -28,6 +28,8 @@ struct dlm_stats {
     uint64_t blocks_fetched;        /* isolated faults that fetched only the system page touched */
     uint64_t user_mode_only;        /* 1: user-only paging (no /dev/userfaultfd access); I/O holds buffers */
     uint64_t io_holds;              /* I/O calls (or slices) that held DLM memory resident */
+    uint64_t small_heap_bytes;      /* DLM memory taken by the small-block heap (whole DLM pages) */
+    uint64_t small_blocks_in_libc;  /* small blocks that came from the C library: DLM memory was full */
 };
 
 /* Starts DLM. Call it first in main with main's arguments (or NULLs). Under mpirun, ranks other

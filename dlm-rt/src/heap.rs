@@ -55,8 +55,8 @@ impl Heap {
         }
     }
 
-    /// Counts `bytes` of memory outside the range (static arrays adopted by the pager) against
-    /// the limit, in whole pages.
+    /// Counts `bytes` of memory that is not one of its blocks (static arrays adopted by the pager,
+    /// the small-block heap's pages) against the limit, in whole pages.
     pub fn reserve(&mut self, bytes: usize) -> Result<(), Error> {
         let len = bytes.div_ceil(self.page_size) as u64 * self.page_size as u64;
         if len > self.available() {

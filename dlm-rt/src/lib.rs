@@ -39,7 +39,9 @@ Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] alloc
 - `runtime` starts the job: under `mpirun` rank 0 runs the program and the other ranks become
   memory servers (`server`); started alone, the program spawns its servers (`transport`, hosts
   from the memfile). It then hands the DLM range to the `pager` thread.
-- `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity).
+- `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity);
+  `small` packs smaller blocks of C programs densely into DLM pages (mimalloc over an arena at
+  the end of the DLM range, its pages charged against the same limit).
 - `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl;
   `probe` tries the pager's kernel features on a small range (for `dlm doctor`).
 - The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_advise`, `dlm_shutdown`,
@@ -68,6 +70,7 @@ mod rewritten;
 mod runtime;
 mod server;
 pub mod size;
+mod small;
 mod staging;
 mod statics;
 mod stats;

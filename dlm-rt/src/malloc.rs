@@ -1,6 +1,7 @@
 //! What the allocation functions of a dlmcc-built program do with a pointer (dlmcc links
 //! `interpose.c`, whose `free`, `realloc`, `reallocarray` and `malloc_usable_size` replace the
-//! C library's for the whole process and call these): a pointer in the DLM range goes to DLM,
+//! C library's for the whole process and call these): a pointer in the DLM range goes to DLM
+//! (in the small-block heap's arena to it, elsewhere to the blocks with pages of their own),
 //! any other to the C library. So a DLM block is freed, grown or measured correctly wherever
 //! it goes: a `free` spelled in a header or macro, a shared library built with plain `cc`, a
 //! function pointer, the C library itself (`getline` growing the caller's buffer).
@@ -9,7 +10,9 @@
 //! allocator untouched.
 
 use crate::runtime::{self, ReleaseError};
+use crate::small;
 use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 extern "C" {
@@ -23,7 +26,10 @@ extern "C" {
 /// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_free_any(ptr: *mut c_void) {
-    if runtime::owns(ptr.cast()) {
+    if let Some(block) = NonNull::new(ptr).filter(|_| small::owns(ptr)) {
+        // SAFETY: the caller passes a live block; its address says it is a small block.
+        unsafe { small::free(block) };
+    } else if runtime::owns(ptr.cast()) {
         free_dlm_block(ptr);
     } else {
         // SAFETY: the caller passes a block of the C library's allocator (or NULL).
@@ -32,13 +38,18 @@ pub unsafe extern "C" fn __dlm_free_any(ptr: *mut c_void) {
 }
 
 /// `realloc` of any block: a DLM block grows or shrinks in DLM memory (a buffer the program put
-/// there stays there, whoever grows it), anything else in the C library.
+/// there stays there, whoever grows it: a small block in the small-block heap, whatever its new
+/// size, since the threshold of the code that grows it is unknown), anything else in the C
+/// library.
 ///
 /// # Safety
 /// As for `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_realloc_any(ptr: *mut c_void, size: usize) -> *mut c_void {
-    if runtime::owns(ptr.cast()) {
+    if small::owns(ptr) {
+        // SAFETY: the caller passes a live block; a threshold above any size keeps it small.
+        unsafe { crate::rewritten::__dlm_rt_realloc(ptr, size, usize::MAX) }
+    } else if runtime::owns(ptr.cast()) {
         // SAFETY: `ptr` is in the DLM range; a threshold of 1 keeps the block in DLM.
         unsafe { crate::rewritten::__dlm_rt_realloc(ptr, size, 1) }
     } else {
@@ -47,13 +58,18 @@ pub unsafe extern "C" fn __dlm_realloc_any(ptr: *mut c_void, size: usize) -> *mu
     }
 }
 
-/// `malloc_usable_size` of any block: a DLM block's whole length (whole DLM pages; 0 once
-/// DLM has shut down), or what the C library says of its own blocks.
+/// `malloc_usable_size` of any block: a DLM block's whole length (whole DLM pages for a block
+/// with pages of its own, mimalloc's size class for a small block; 0 once DLM has shut down),
+/// or what the C library says of its own blocks.
 ///
 /// # Safety
 /// As for `malloc_usable_size`.
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_usable_size_any(ptr: *mut c_void) -> usize {
+    if let Some(block) = NonNull::new(ptr).filter(|_| small::owns(ptr)) {
+        // SAFETY: the caller passes a live block; its address says it is a small block.
+        return unsafe { small::usable_size(block) };
+    }
     if runtime::owns(ptr.cast()) {
         return runtime::block_len(ptr.cast()).unwrap_or(0);
     }

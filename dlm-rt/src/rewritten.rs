@@ -1,14 +1,17 @@
 //! The ABI that C code rewritten by `dlmcc` calls (declared in the prelude `c-frontend` puts at
 //! the top of each rewritten file): static arrays registered by constructors, DLM started
-//! before `main`, and the allocation functions that send blocks of at least the threshold to
-//! DLM memory and everything else to the C library.
+//! before `main`, and the allocation functions: a block of at least the threshold gets DLM
+//! pages of its own (`heap`), a smaller one a place in the small-block heap (`small`), and the
+//! C library takes what DLM cannot (before DLM starts, after it stops, when it is full).
 
 use crate::config;
 use crate::error::Error;
 use crate::runtime;
 use crate::size::Bytes;
+use crate::small;
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
+use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock};
 
 /// One static array that dlmcc placed in DLM memory (`struct __dlm_static` in the prelude).
@@ -135,8 +138,8 @@ fn adopt_pending(pending: &mut Pending) {
     }
 }
 
-/// A DLM block for `size` bytes if DLM runs and `size` reaches the threshold; `Err` (after a
-/// message, with `errno` ENOMEM) if DLM should take it but cannot.
+/// A DLM block of its own (whole DLM pages) for `size` bytes if DLM runs and `size` reaches the
+/// threshold; `Err` (after a message, with `errno` ENOMEM) if DLM should take it but cannot.
 fn dlm_block(size: usize, threshold: usize) -> Option<Result<*mut c_void, ()>> {
     if size == 0 || size < threshold || !runtime::is_running() || crate::sys::is_forked_child() {
         return None;
@@ -156,17 +159,22 @@ fn set_errno(code: c_int) {
     unsafe { *libc::__errno_location() = code };
 }
 
-/// `malloc` of rewritten code.
+/// `malloc` of rewritten code: a block of at least the threshold gets DLM pages of its own, a
+/// smaller one a place in the small-block heap (DLM pages shared with other small blocks); the
+/// C library takes it when DLM is not running, or is full.
 #[no_mangle]
 pub extern "C" fn __dlm_rt_malloc(size: usize, threshold: usize) -> *mut c_void {
     match dlm_block(size, threshold) {
         Some(block) => block.unwrap_or(std::ptr::null_mut()),
-        // SAFETY: plain libc call.
-        None => unsafe { libc::malloc(size) },
+        None => match small::allocate(size) {
+            Some(block) => block.as_ptr(),
+            // SAFETY: plain libc call.
+            None => unsafe { libc::malloc(size) },
+        },
     }
 }
 
-/// `calloc` of rewritten code (DLM blocks read as zeros already).
+/// `calloc` of rewritten code, as `malloc` (DLM memory reads as zeros until written).
 #[no_mangle]
 pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -> *mut c_void {
     let Some(total) = count.checked_mul(size) else {
@@ -175,8 +183,11 @@ pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -
     };
     match dlm_block(total, threshold) {
         Some(block) => block.unwrap_or(std::ptr::null_mut()),
-        // SAFETY: plain libc call.
-        None => unsafe { libc::calloc(count, size) },
+        None => match small::allocate_zeroed(count, size) {
+            Some(block) => block.as_ptr(),
+            // SAFETY: plain libc call.
+            None => unsafe { libc::calloc(count, size) },
+        },
     }
 }
 
@@ -190,58 +201,119 @@ pub unsafe extern "C" fn __dlm_rt_free(ptr: *mut c_void) {
     unsafe { crate::malloc::__dlm_free_any(ptr) }
 }
 
-/// `realloc` of rewritten code: the block moves between DLM and the C library when its new
-/// size crosses the threshold.
+/// `realloc` of rewritten code: the block moves to pages of its own when its new size reaches
+/// the threshold (if DLM memory cannot hold them, it grows where it is rather than fail), and
+/// from them to the small-block heap when it falls below; a C-library block stays there unless
+/// it reaches the threshold.
 ///
 /// # Safety
 /// As for `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn __dlm_rt_realloc(ptr: *mut c_void, size: usize, threshold: usize) -> *mut c_void {
-    if ptr.is_null() {
+    let Some(block) = NonNull::new(ptr) else {
         return __dlm_rt_malloc(size, threshold);
-    }
-    let old_len = if runtime::owns(ptr.cast()) {
-        match runtime::block_len(ptr.cast()) {
-            Some(len) if size <= len && size >= threshold => return ptr, // shrinks in place
-            Some(len) => len,
-            None => {
-                crate::sys::fatal(&format!("realloc({ptr:p}): not the start of a live DLM block"));
-            }
-        }
-    } else {
-        match dlm_block(size, threshold) {
-            // SAFETY: the caller passes a pointer from the C library's allocator.
-            None => return unsafe { libc::realloc(ptr, size) },
-            Some(Err(())) => return std::ptr::null_mut(),
-            Some(Ok(block)) => {
-                // SAFETY: as above; the usable size is what the program may have written.
-                let old_len = unsafe { libc::malloc_usable_size(ptr) };
-                // SAFETY: both blocks hold at least the bytes copied and do not overlap.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), block.cast::<u8>(), old_len.min(size));
-                    libc::free(ptr);
-                }
-                return block;
-            }
-        }
     };
-    if size == 0 {
-        // SAFETY: ptr is a live DLM block.
-        unsafe { __dlm_rt_free(ptr) };
-        return std::ptr::null_mut();
+    if small::owns(ptr) {
+        // SAFETY: the caller passes a live block; its address says it is a small block.
+        unsafe { realloc_small(block, size, threshold) }
+    } else if runtime::owns(ptr.cast()) {
+        // SAFETY: as above, in the DLM range outside the small-block heap.
+        unsafe { realloc_own_pages(block, size, threshold) }
+    } else {
+        // SAFETY: as above, outside the DLM range: the C library's.
+        unsafe { realloc_libc(block, size, threshold) }
     }
-    let block = __dlm_rt_malloc(size, threshold);
-    if !block.is_null() {
-        // SAFETY: the old block holds old_len bytes, the new one at least size; distinct blocks.
-        unsafe {
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), block.cast::<u8>(), old_len.min(size));
-            __dlm_rt_free(ptr);
-        }
-    }
-    block
 }
 
-/// `posix_memalign` of rewritten code. DLM blocks are aligned to the DLM page.
+/// `realloc` of a block of the small-block heap.
+///
+/// # Safety
+/// `block` is a live block of the small-block heap.
+unsafe fn realloc_small(block: NonNull<c_void>, size: usize, threshold: usize) -> *mut c_void {
+    if !runtime::is_running() {
+        crate::sys::fatal(&format!("realloc({block:p}): DLM has shut down, and its memory with it"));
+    }
+    // SAFETY: a live small block, by the caller's guarantee.
+    let old_len = unsafe { small::usable_size(block) };
+    if size == 0 {
+        // SAFETY: as above.
+        unsafe { small::free(block) };
+        return std::ptr::null_mut();
+    }
+    if size >= threshold {
+        // Pages of its own if DLM memory holds them; if not, the block stays small (or goes to
+        // the C library) rather than fail where the native build would not.
+        if let Ok(pages) = runtime::allocate(size) {
+            // SAFETY: as above; the new block is distinct.
+            return unsafe { move_block(block, old_len, pages.as_ptr().cast(), size) };
+        }
+    }
+    // SAFETY: as above.
+    match unsafe { small::reallocate(block, size) } {
+        Some(resized) => resized.as_ptr(),
+        // SAFETY: as above; plain libc call for the new block.
+        None => unsafe { move_block(block, old_len, libc::malloc(size), size) },
+    }
+}
+
+/// `realloc` of a block with DLM pages of its own.
+///
+/// # Safety
+/// `block` is in the DLM range, outside the small-block heap.
+unsafe fn realloc_own_pages(block: NonNull<c_void>, size: usize, threshold: usize) -> *mut c_void {
+    let Some(old_len) = runtime::block_len(block.as_ptr().cast()) else {
+        crate::sys::fatal(&format!("realloc({block:p}): not the start of a live DLM block"));
+    };
+    if size == 0 {
+        // SAFETY: a live DLM block.
+        unsafe { __dlm_rt_free(block.as_ptr()) };
+        return std::ptr::null_mut();
+    }
+    if size <= old_len && size >= threshold {
+        return block.as_ptr(); // shrinks in place
+    }
+    // SAFETY: the old block holds old_len bytes; the new one is distinct.
+    unsafe { move_block(block, old_len, __dlm_rt_malloc(size, threshold), size) }
+}
+
+/// `realloc` of a block of the C library: it moves to DLM pages of its own when it reaches the
+/// threshold, if DLM memory holds them (if not, it grows where it is rather than fail).
+///
+/// # Safety
+/// `block` is a live block of the C library.
+unsafe fn realloc_libc(block: NonNull<c_void>, size: usize, threshold: usize) -> *mut c_void {
+    let pages =
+        (size >= threshold && size > 0 && runtime::is_running()).then(|| runtime::allocate(size).ok()).flatten();
+    match pages {
+        // SAFETY: the caller passes a pointer from the C library's allocator.
+        None => unsafe { libc::realloc(block.as_ptr(), size) },
+        Some(pages) => {
+            // SAFETY: as above; the usable size is what the program may have written.
+            let old_len = unsafe { libc::malloc_usable_size(block.as_ptr()) };
+            // SAFETY: as above; the new block is distinct.
+            unsafe { move_block(block, old_len, pages.as_ptr().cast(), size) }
+        }
+    }
+}
+
+/// Copies what fits of `old` (`old_len` bytes) into `new` (at least `size` bytes) and frees
+/// `old`, unless `new` is NULL (an allocation that failed: `old` stays). Returns `new`.
+///
+/// # Safety
+/// `old` is a live block of any kind holding `old_len` bytes; `new` is NULL or a distinct block.
+unsafe fn move_block(old: NonNull<c_void>, old_len: usize, new: *mut c_void, size: usize) -> *mut c_void {
+    if !new.is_null() {
+        // SAFETY: both blocks hold at least the bytes copied and do not overlap; `old` is live.
+        unsafe {
+            std::ptr::copy_nonoverlapping(old.as_ptr().cast::<u8>(), new.cast::<u8>(), old_len.min(size));
+            crate::malloc::__dlm_free_any(old.as_ptr());
+        }
+    }
+    new
+}
+
+/// `posix_memalign` of rewritten code. Blocks with pages of their own are aligned to the DLM
+/// page; small blocks take alignments below 64 KiB.
 ///
 /// # Safety
 /// `out` must be writable.
@@ -255,26 +327,40 @@ pub unsafe extern "C" fn __dlm_rt_posix_memalign(
     if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    if runtime::page_size().is_some_and(|page| align <= page) {
-        if let Some(block) = dlm_block(size, threshold) {
-            let Ok(block) = block else { return libc::ENOMEM };
-            // SAFETY: the caller guarantees `out` is writable.
-            unsafe { *out = block };
-            return 0;
-        }
-    }
-    // SAFETY: plain libc call with the caller's arguments.
-    unsafe { libc::posix_memalign(out, align, size) }
+    let block = match aligned_dlm_block(align, size, threshold) {
+        Some(Ok(block)) => block,
+        Some(Err(())) => return libc::ENOMEM,
+        // SAFETY: plain libc call with the caller's arguments.
+        None => return unsafe { libc::posix_memalign(out, align, size) },
+    };
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { *out = block };
+    0
 }
 
 /// `aligned_alloc` of rewritten code.
 #[no_mangle]
 pub extern "C" fn __dlm_rt_aligned_alloc(align: usize, size: usize, threshold: usize) -> *mut c_void {
-    if runtime::page_size().is_some_and(|page| align.is_power_of_two() && align <= page) {
-        if let Some(block) = dlm_block(size, threshold) {
-            return block.unwrap_or(std::ptr::null_mut());
-        }
+    if !align.is_power_of_two() {
+        // SAFETY: plain libc call (it rejects the alignment).
+        return unsafe { libc::aligned_alloc(align, size) };
     }
-    // SAFETY: plain libc call.
-    unsafe { libc::aligned_alloc(align, size) }
+    match aligned_dlm_block(align, size, threshold) {
+        Some(block) => block.unwrap_or(std::ptr::null_mut()),
+        // SAFETY: plain libc call.
+        None => unsafe { libc::aligned_alloc(align, size) },
+    }
+}
+
+/// A DLM block aligned to `align` (a power of two): pages of its own from the threshold (if
+/// the DLM page is aligned enough), else the small-block heap; `None` if the C library must
+/// take it.
+fn aligned_dlm_block(align: usize, size: usize, threshold: usize) -> Option<Result<*mut c_void, ()>> {
+    if size >= threshold {
+        if runtime::page_size().is_some_and(|page| align <= page) {
+            return dlm_block(size, threshold);
+        }
+        return None;
+    }
+    small::allocate_aligned(align, size).map(|block| Ok(block.as_ptr()))
 }

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::heap::Heap;
 use crate::memfile::ServerLine;
 use crate::pager::{self, Advice, Command, KernelAccess, Limits, Mailbox, Pager};
+use crate::small::{self, ChargedPages};
 use crate::staging::Staging;
 use crate::stats::{Counters, Stats};
 use crate::sys::{self, FaultFd, FaultMode, Mapping};
@@ -51,6 +52,8 @@ struct Runtime {
     heap: Heap,
     /// Which faults reach the pager: in user-only mode I/O calls hold their buffers.
     fault_mode: FaultMode,
+    /// The DLM pages of the small-block heap's arena charged against the limit.
+    small_pages: ChargedPages,
     config: Config,
     budget: u64,
     servers: u64,
@@ -214,8 +217,12 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         job.send_setup(server, Setup { page_size: config.page_size, capacity, compute_pid });
     }
     job.return_errors();
-    // Twice the limit leaves room for fragmentation; the limit itself is enforced by the heap.
-    let range = ((budget + capacity) * 2).next_multiple_of(page);
+    // The big blocks' part: twice the limit leaves room for fragmentation; the limit itself is
+    // enforced by the heap. Then the small-block heap's arena, which is charged as it is used.
+    let limit = budget + capacity;
+    let heap_len = (limit * 2).next_multiple_of(page) as usize;
+    let arena_len = small::arena_len(limit);
+    let range = ((heap_len + small::ARENA_ALIGN + arena_len) as u64).next_multiple_of(page);
     let region = if config.page_size.is_multiple_of(sys::HUGE_PAGE) {
         Mapping::reserve_huge(range as usize)
     } else {
@@ -232,6 +239,11 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     let mailbox =
         Mailbox::new().map_err(|source| abort(&job, Error::PagerSetup { step: "creating its eventfd", source }))?;
     let mailbox = Arc::new(mailbox);
+    let arena_start = (region.base() as usize + heap_len).next_multiple_of(small::ARENA_ALIGN);
+    small::set_range(arena_start, arena_len);
+    let arena_offset = arena_start - region.base() as usize;
+    let small_pages =
+        ChargedPages::new(arena_offset / config.page_size..(arena_offset + arena_len).div_ceil(config.page_size));
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
     let slots: Vec<u32> = capacities.iter().map(|&c| (c / page).min(u32::MAX as u64) as u32).collect();
@@ -256,8 +268,9 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
     Ok(Runtime {
         pager: Some(pager),
         universe: Some(universe),
-        heap: Heap::new(region.len(), config.page_size, budget, capacity),
+        heap: Heap::new(heap_len, config.page_size, budget, capacity),
         fault_mode,
+        small_pages,
         region,
         mailbox,
         counters,
@@ -370,6 +383,20 @@ fn running_mailbox() -> Option<Arc<Mailbox>> {
         State::Running(rt) => Some(rt.mailbox.clone()),
         _ => None,
     }
+}
+
+/// Charges the DLM pages under `[start, start+len)` of the small-block heap's arena against the
+/// limit, each page once, before the heap touches them.
+pub fn charge_small_heap(start: usize, len: usize) -> Result<(), Error> {
+    let mut guard = state();
+    let State::Running(rt) = &mut *guard else { return Err(Error::NotStarted) };
+    let page = rt.config.page_size;
+    let offset = start - rt.region.base() as usize;
+    let rt = &mut **rt;
+    let charged =
+        rt.small_pages.charge(offset / page..(offset + len).div_ceil(page), |pages| rt.heap.reserve(pages * page))?;
+    Counters::add(&rt.counters.small_heap_bytes, (charged * page) as u64);
+    Ok(())
 }
 
 /// The current statistics, if DLM is running.

@@ -17,6 +17,7 @@ pub struct Counters {
     pub pages_moved: AtomicU64,
     pub blocks_fetched: AtomicU64,
     pub io_holds: AtomicU64,
+    pub small_heap_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -58,6 +59,11 @@ pub struct Stats {
     pub user_mode_only: u64,
     /// I/O calls (or slices of one) that held DLM memory resident for the kernel.
     pub io_holds: u64,
+    /// DLM memory the small-block heap has taken (whole DLM pages, charged against the limit).
+    pub small_heap_bytes: u64,
+    /// Small blocks of rewritten code that came from the C library while DLM ran, because DLM
+    /// memory was full (or mimalloc refused the small-block heap's arena: said on stderr).
+    pub small_blocks_in_libc: u64,
 }
 
 impl Stats {
@@ -79,10 +85,13 @@ impl Stats {
             blocks_fetched: counters.blocks_fetched.load(Relaxed),
             user_mode_only: 0,
             io_holds: counters.io_holds.load(Relaxed),
+            small_heap_bytes: counters.small_heap_bytes.load(Relaxed),
+            small_blocks_in_libc: crate::small::blocks_in_libc(),
         }
     }
 
-    /// The summary printed on stderr with `DLM_STATS=1`.
+    /// The summary printed on stderr with `DLM_STATS=1` (the small-block heap's line once a
+    /// program used it).
     pub fn summary(&self) -> String {
         let mode = if self.user_mode_only != 0 {
             format!(
@@ -92,7 +101,8 @@ impl Stats {
         } else {
             String::new()
         };
-        mode + &format!(
+        let mut summary = mode
+            + &format!(
             "dlm: {} faults ({} zero-filled, {} single blocks), fetched {}, wrote back {}, evicted {} pages of {}\n\
              dlm: peak resident {} of a {} local budget; {} memory server(s) with {}; waited {:.3} s for the pager\n",
             self.faults,
@@ -107,7 +117,15 @@ impl Stats {
             self.servers,
             Bytes(self.server_capacity_bytes),
             self.wait_seconds,
-        )
+        );
+        if self.small_heap_bytes > 0 || self.small_blocks_in_libc > 0 {
+            summary += &format!(
+                "dlm: small-block heap {}; {} small blocks went to the C library (DLM memory full)\n",
+                Bytes(self.small_heap_bytes),
+                self.small_blocks_in_libc
+            );
+        }
+        summary
     }
 
     /// The JSON object written with `DLM_STATS_JSON=PATH`.
@@ -116,7 +134,8 @@ impl Stats {
             "{{\"faults\": {}, \"zero_fills\": {}, \"bytes_fetched\": {}, \"bytes_written_back\": {}, \
              \"pages_evicted\": {}, \"resident_bytes\": {}, \"peak_resident_bytes\": {}, \"local_budget_bytes\": {}, \
              \"page_size\": {}, \"servers\": {}, \"server_capacity_bytes\": {}, \"wait_seconds\": {:.6}, \
-             \"pages_moved\": {}, \"blocks_fetched\": {}, \"user_mode_only\": {}, \"io_holds\": {}}}\n",
+             \"pages_moved\": {}, \"blocks_fetched\": {}, \"user_mode_only\": {}, \"io_holds\": {}, \
+             \"small_heap_bytes\": {}, \"small_blocks_in_libc\": {}}}\n",
             self.faults,
             self.zero_fills,
             self.bytes_fetched,
@@ -133,6 +152,8 @@ impl Stats {
             self.blocks_fetched,
             self.user_mode_only,
             self.io_holds,
+            self.small_heap_bytes,
+            self.small_blocks_in_libc,
         )
     }
 }

@@ -38,9 +38,10 @@ usage: dlmcc [--dlm-...] [compiler arguments...]
 
 Compiles and links C programs like mpicc: every other argument goes to the C compiler
 ($DLMCC_CC, default cc); dlmcc adds the DLM and MPI include and link flags. Each C source is
-first rewritten so that its big static arrays and big malloc/calloc/realloc blocks live in DLM
+first rewritten so that its big static arrays and its malloc/calloc/realloc blocks live in DLM
 memory; the program then starts DLM before main by itself.
-  --dlm-threshold=SIZE  arrays and allocations of at least SIZE go to DLM (default 1M)
+  --dlm-threshold=SIZE  static arrays of at least SIZE go to DLM, and heap blocks of at least
+                        SIZE get DLM pages of their own (smaller ones share them) (default 1M)
   --dlm-off             compile the sources unchanged (a program can still call dlm_alloc)
   --dlm-report          list every array and allocation site moved to DLM, and why; end
                         with totals: what moved, what stayed and why

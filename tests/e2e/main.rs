@@ -14,5 +14,6 @@ mod legacy_programs;
 mod paging;
 mod reliability;
 mod rewriting;
+mod small_blocks;
 mod support;
 mod unprivileged;

@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     n = (mib << 20) / sizeof(double);
     header_macro_frees();
     library_grows_and_frees(mib << 20);
-    library_grows_and_frees(64u << 10); /* below the threshold: the C library's */
+    library_grows_and_frees(64u << 10); /* below the threshold: a small block */
     library_reads_into(argv[1], mib << 20);
     getline_grows_a_buffer(argv[1], 5u << 20);
     free_through_a_pointer();
