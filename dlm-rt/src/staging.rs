@@ -135,7 +135,15 @@ impl Staging {
         })?;
         // SAFETY: the slot is empty and ours; the caller gives up the page.
         match unsafe { uffd.move_pages(page, self.ptr(slot).add(offset), len, false) } {
-            Ok(()) => Some(slot),
+            Ok(()) => {
+                // A part of the page that the kernel swapped out moves as a swap entry and keeps
+                // its write-protect marker (a present page moves writable). The pager writes
+                // into this slot later (a receive, zeros): with the marker, that write would
+                // fault to the pager thread itself.
+                // SAFETY: the slot is ours; offset + len lies inside it.
+                uffd.unprotect(unsafe { self.ptr(slot).add(offset) }, len);
+                Some(slot)
+            }
             Err(_) => {
                 self.empty.push(slot);
                 self.moves = false;

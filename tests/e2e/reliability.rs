@@ -190,3 +190,61 @@ fn memfile_hosts_that_cannot_run_servers() {
     assert!(out.stderr.contains("memory servers on 127.0.0.2 did not start within 10 s"), "{}", out.stderr);
     assert_no_survivors(&exe);
 }
+
+/// Swap for the length of a test: the machine's own if it has some, else a swap file made in
+/// `dir` (which needs root and a file system that takes swap files), turned off when dropped.
+struct Swap {
+    file: Option<std::path::PathBuf>,
+}
+
+impl Swap {
+    /// `Err` with the reason to print when no swap can be had here.
+    fn on(dir: &std::path::Path) -> Result<Swap, String> {
+        let swaps = std::fs::read_to_string("/proc/swaps").map_err(|e| format!("skipped: no /proc/swaps: {e}"))?;
+        if swaps.lines().count() > 1 {
+            return Ok(Swap { file: None });
+        }
+        let file = dir.join("swapfile");
+        let sh = |script: &str| Command::new("sh").args(["-c", script, "sh"]).arg(&file).output();
+        let made = sh("fallocate -l 256M \"$1\" && chmod 600 \"$1\" && mkswap \"$1\" && swapon \"$1\"")
+            .map_err(|e| format!("skipped: cannot run sh: {e}"))?;
+        if !made.status.success() {
+            return Err(format!(
+                "skipped: no swap, and a swap file cannot be turned on here (root and a file system that takes \
+                 swap files are needed): {}",
+                String::from_utf8_lossy(&made.stderr).trim()
+            ));
+        }
+        Ok(Swap { file: Some(file) })
+    }
+}
+
+impl Drop for Swap {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            let _ = Command::new("swapoff").arg(file).status();
+        }
+    }
+}
+
+#[test]
+fn dlm_memory_paged_out_by_the_kernel_behind_the_pagers_back_keeps_its_data() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let swap = match Swap::on(dir.path()) {
+        Ok(swap) => swap,
+        Err(reason) => {
+            eprintln!("{reason}");
+            return;
+        }
+    };
+    // Pages swapped out while clean (write-protected) used to carry their write-protect marker
+    // into the pager's staging slots, where its own next receive faulted to itself: a hang.
+    let exe = dlmcc(dir.path(), "tests/c/pageout.c");
+    let out = run(Command::new(&exe).args(["32", "10"]).env("DLM_LOCAL_MEM", "8M").env("DLM_STATS", "1"), LIMIT);
+    drop(swap);
+    out.assert_success();
+    assert!(out.stdout.contains("pageout ok"), "{}", out.stdout);
+    assert!(!out.stderr.contains("evicted 0 "), "nothing paged: {}", out.stderr);
+    assert_no_survivors(&exe);
+}
