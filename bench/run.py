@@ -91,7 +91,10 @@ def run(cmd, env=None, cgroup=False, timeout=600):
 
 
 class Swap:
-    """Kernel swap on zram with the process in a memory cgroup (cgroup v1), as NOTES describes."""
+    """Kernel swap on zram with the process in a memory cgroup (cgroup v1), as NOTES describes.
+
+    Swap is on only while a swap configuration runs: with swap on, the kernel may swap DLM
+    pages out too, and DLM then copies pages instead of moving them (docs/DESIGN.md)."""
 
     def __init__(self):
         self.ready = False
@@ -109,7 +112,6 @@ class Swap:
             (ZRAM / "reset").write_text("1")
             (ZRAM / "disksize").write_text("8G")
             subprocess.run(["mkswap", "/dev/zram0"], check=True, capture_output=True)
-            subprocess.run(["swapon", "/dev/zram0"], check=True, capture_output=True)
             CGROUP.mkdir(exist_ok=True)
             self.ready = True
         except (OSError, subprocess.CalledProcessError) as e:
@@ -118,6 +120,12 @@ class Swap:
 
     def limit(self, nbytes):
         (CGROUP / "memory.limit_in_bytes").write_text(str(nbytes))
+
+    def on(self):
+        subprocess.run(["swapon", "/dev/zram0"], check=True, capture_output=True)
+
+    def off(self):
+        subprocess.run(["swapoff", "/dev/zram0"], capture_output=True)
 
     def tear_down(self):
         subprocess.run(["swapoff", "/dev/zram0"], capture_output=True)
@@ -255,7 +263,11 @@ def main():
                     measure(name, f"dlm{ratio * 100:g}", cmd(False), {"DLM_LOCAL_MEM": str(budget), **page_env})
                     if swap.ready and ratio in (0.5, 0.25):
                         swap.limit(budget + (16 << 20))
-                        measure(name, f"swap{ratio * 100:g}", cmd(True), cgroup=True, timeout=900)
+                        swap.on()
+                        try:
+                            measure(name, f"swap{ratio * 100:g}", cmd(True), cgroup=True, timeout=900)
+                        finally:
+                            swap.off()
         page_bytes = page_in_effect(samples)
         for _ in range(args.rounds):
             measure("ceilings", "physical", [bin_dir / "ceilings", str(ceiling_mib)])

@@ -242,6 +242,8 @@ pub struct Pager {
     panic_at: Option<u64>,
     /// How many hosts the servers are on (see [`READ_AHEAD_BYTES`]).
     server_hosts: usize,
+    /// When the pager last looked for swap (see `stop_moving_if_swap_is_on`).
+    swap_checked: Instant,
 }
 
 impl Pager {
@@ -288,6 +290,7 @@ impl Pager {
             bytes_per_fault: block,
             panic_at,
             server_hosts,
+            swap_checked: Instant::now(),
         }
     }
 
@@ -306,6 +309,7 @@ impl Pager {
             let timeout = if self.in_flight() { 0 } else { KEEP_ALIVE.as_millis() as i32 };
             let ready = poll_readable(fds.iter().copied(), timeout);
             self.job.keep_alive_if_due();
+            self.stop_moving_if_swap_is_on();
             if ready == 0 {
                 self.progress();
                 continue;
@@ -324,6 +328,17 @@ impl Pager {
             }
             if ready & 2 != 0 && self.serve_commands() {
                 return self.job;
+            }
+        }
+    }
+
+    /// Once a second while pages are moved: when the machine has swap on, copy pages from then
+    /// on. Pages the kernel swapped out behind the pager do not move reliably.
+    fn stop_moving_if_swap_is_on(&mut self) {
+        if self.staging.moves() && self.swap_checked.elapsed() >= KEEP_ALIVE {
+            self.swap_checked = Instant::now();
+            if sys::swap_is_on() {
+                self.staging.stop_moving();
             }
         }
     }

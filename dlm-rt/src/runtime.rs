@@ -258,7 +258,8 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         server_hosts,
         panic_at: config.pager_panic_at,
     };
-    let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages)
+    // With swap on, pages are copied, not moved (`sys::swap_is_on`).
+    let staging = Staging::new(staging_slots, config.page_size, &uffd, config.move_pages && !sys::swap_is_on())
         .map_err(|source| abort(&job, Error::PagerSetup { step: "setting up its staging slots", source }))?;
     let pager = Pager::new(region.clone(), uffd, job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()

@@ -72,6 +72,17 @@ impl Staging {
         unsafe { self.slots.base().add(slot.0 as usize * self.page_size) }
     }
 
+    /// Copies pages from now on instead of moving them (see `sys::swap_is_on`).
+    pub fn stop_moving(&mut self) {
+        self.moves = false;
+        self.huge = false;
+    }
+
+    /// Whether pages are moved (not copied) into and out of the slots.
+    pub fn moves(&self) -> bool {
+        self.moves
+    }
+
     /// Whether slots hold transparent huge pages that are moved whole. Then only pages that are
     /// one huge page should be moved out (a page of 4 KiB pieces would fill a slot with them).
     pub fn huge(&self) -> bool {

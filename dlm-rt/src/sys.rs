@@ -598,6 +598,13 @@ pub fn in_dlm_range(addr: usize) -> bool {
     base != 0 && (base..DLM_RANGE[1].load(Relaxed)).contains(&addr)
 }
 
+/// Whether the machine has swap on (`/proc/swaps` lists a device or file). The kernel may then
+/// swap DLM pages out behind the pager, and moving swapped-out pages with `UFFDIO_MOVE` is not
+/// reliable (a move was seen to report a swap entry it had moved as not moved).
+pub fn swap_is_on() -> bool {
+    std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| swaps.lines().count() > 1)
+}
+
 /// Whether `[start, end)` has bytes in the DLM range.
 pub fn overlaps_dlm_range(start: usize, end: usize) -> bool {
     use std::sync::atomic::Ordering::{Acquire, Relaxed};

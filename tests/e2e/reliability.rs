@@ -238,8 +238,10 @@ fn dlm_memory_paged_out_by_the_kernel_behind_the_pagers_back_keeps_its_data() {
             return;
         }
     };
-    // Pages swapped out while clean (write-protected) used to carry their write-protect marker
-    // into the pager's staging slots, where its own next receive faulted to itself: a hang.
+    // With swap on, the kernel swaps DLM pages out behind the pager. Moving such pages with
+    // UFFDIO_MOVE hung (a clean page's write-protect marker went into a staging slot with its
+    // swap entry, and the pager's next receive there faulted to itself) or aborted (a move
+    // reported a moved swap entry as not moved); the pager now copies pages while swap is on.
     let exe = dlmcc(dir.path(), "tests/c/pageout.c");
     let out = run(Command::new(&exe).args(["32", "10"]).env("DLM_LOCAL_MEM", "8M").env("DLM_STATS", "1"), LIMIT);
     drop(swap);
