@@ -47,6 +47,12 @@ pub(crate) fn disable() {
     SLICE.store(0, Ordering::Release);
 }
 
+/// Whether the kernel's own accesses to DLM memory fail instead of faulting (user-only mode,
+/// DLM running).
+pub(crate) fn kernel_faults_fail() -> bool {
+    SLICE.load(Ordering::Acquire) != 0
+}
+
 pub(crate) fn add_static(range: Range<usize>) {
     STATICS.write().unwrap_or_else(|e| e.into_inner()).push(range);
 }

@@ -12,6 +12,7 @@ use crate::small;
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// One static array that dlmcc placed in DLM memory (`struct __dlm_static` in the prelude).
@@ -139,19 +140,26 @@ fn adopt_pending(pending: &mut Pending) {
 }
 
 /// A DLM block of its own (whole DLM pages) for `size` bytes if DLM runs and `size` reaches the
-/// threshold; `Err` (after a message, with `errno` ENOMEM) if DLM should take it but cannot.
-fn dlm_block(size: usize, threshold: usize) -> Option<Result<*mut c_void, ()>> {
+/// threshold; `None` if the C library must take it: below the threshold, DLM not running, or
+/// DLM memory full (said once: the program never fails where its native build would not).
+fn dlm_block(size: usize, threshold: usize) -> Option<*mut c_void> {
     if size == 0 || size < threshold || !runtime::is_running() || crate::sys::is_forked_child() {
         return None;
     }
-    Some(match runtime::allocate(size) {
-        Ok(ptr) => Ok(ptr.as_ptr().cast()),
+    match runtime::allocate(size) {
+        Ok(ptr) => Some(ptr.as_ptr().cast()),
         Err(e) => {
-            eprintln!("dlm: cannot allocate {}: {e}", Bytes(size as u64));
-            set_errno(libc::ENOMEM);
-            Err(())
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "dlm: cannot allocate {} in DLM memory ({e}); it and later blocks that do not fit come from \
+                     the C library",
+                    Bytes(size as u64)
+                );
+            }
+            None
         }
-    })
+    }
 }
 
 fn set_errno(code: c_int) {
@@ -164,14 +172,9 @@ fn set_errno(code: c_int) {
 /// C library takes it when DLM is not running, or is full.
 #[no_mangle]
 pub extern "C" fn __dlm_rt_malloc(size: usize, threshold: usize) -> *mut c_void {
-    match dlm_block(size, threshold) {
-        Some(block) => block.unwrap_or(std::ptr::null_mut()),
-        None => match small::allocate(size) {
-            Some(block) => block.as_ptr(),
-            // SAFETY: plain libc call.
-            None => unsafe { libc::malloc(size) },
-        },
-    }
+    let small = || (size < threshold).then(|| small::allocate(size)).flatten().map(NonNull::as_ptr);
+    // SAFETY: plain libc call.
+    dlm_block(size, threshold).or_else(small).unwrap_or_else(|| unsafe { libc::malloc(size) })
 }
 
 /// `calloc` of rewritten code, as `malloc` (DLM memory reads as zeros until written).
@@ -181,14 +184,9 @@ pub extern "C" fn __dlm_rt_calloc(count: usize, size: usize, threshold: usize) -
         set_errno(libc::ENOMEM);
         return std::ptr::null_mut();
     };
-    match dlm_block(total, threshold) {
-        Some(block) => block.unwrap_or(std::ptr::null_mut()),
-        None => match small::allocate_zeroed(count, size) {
-            Some(block) => block.as_ptr(),
-            // SAFETY: plain libc call.
-            None => unsafe { libc::calloc(count, size) },
-        },
-    }
+    let small = || (total < threshold).then(|| small::allocate_zeroed(count, size)).flatten().map(NonNull::as_ptr);
+    // SAFETY: plain libc call.
+    dlm_block(total, threshold).or_else(small).unwrap_or_else(|| unsafe { libc::calloc(count, size) })
 }
 
 /// `free` of rewritten code: DLM blocks go back to DLM, anything else to the C library.
@@ -327,11 +325,9 @@ pub unsafe extern "C" fn __dlm_rt_posix_memalign(
     if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    let block = match aligned_dlm_block(align, size, threshold) {
-        Some(Ok(block)) => block,
-        Some(Err(())) => return libc::ENOMEM,
+    let Some(block) = aligned_dlm_block(align, size, threshold) else {
         // SAFETY: plain libc call with the caller's arguments.
-        None => return unsafe { libc::posix_memalign(out, align, size) },
+        return unsafe { libc::posix_memalign(out, align, size) };
     };
     // SAFETY: the caller guarantees `out` is writable.
     unsafe { *out = block };
@@ -345,22 +341,19 @@ pub extern "C" fn __dlm_rt_aligned_alloc(align: usize, size: usize, threshold: u
         // SAFETY: plain libc call (it rejects the alignment).
         return unsafe { libc::aligned_alloc(align, size) };
     }
-    match aligned_dlm_block(align, size, threshold) {
-        Some(block) => block.unwrap_or(std::ptr::null_mut()),
-        // SAFETY: plain libc call.
-        None => unsafe { libc::aligned_alloc(align, size) },
-    }
+    // SAFETY: plain libc call.
+    aligned_dlm_block(align, size, threshold).unwrap_or_else(|| unsafe { libc::aligned_alloc(align, size) })
 }
 
 /// A DLM block aligned to `align` (a power of two): pages of its own from the threshold (if
 /// the DLM page is aligned enough), else the small-block heap; `None` if the C library must
 /// take it.
-fn aligned_dlm_block(align: usize, size: usize, threshold: usize) -> Option<Result<*mut c_void, ()>> {
+fn aligned_dlm_block(align: usize, size: usize, threshold: usize) -> Option<*mut c_void> {
     if size >= threshold {
         if runtime::page_size().is_some_and(|page| align <= page) {
             return dlm_block(size, threshold);
         }
         return None;
     }
-    small::allocate_aligned(align, size).map(|block| Ok(block.as_ptr()))
+    small::allocate_aligned(align, size).map(NonNull::as_ptr)
 }

@@ -15,10 +15,13 @@
 //! *pinned* (mimalloc never decommits, resets or purges it, so no `MADV_DONTNEED` drops a page
 //! the pager counts resident), pages are committed whole (`page_commit_on_demand` 0: every byte
 //! mimalloc touches was charged first), and it is *zero* (a DLM page never touched reads as
-//! zeros, so mimalloc skips clearing fresh memory for `calloc`). mimalloc keeps its own metadata
-//! (thread heaps, the page map) in memory of its own outside the DLM range, and the pager
-//! thread never calls it: a program thread may fault on DLM memory while it holds mimalloc's
-//! locks.
+//! zeros, so mimalloc skips clearing fresh memory for `calloc`). mimalloc's thread heaps are
+//! in memory of its own outside the DLM range; the arena's own records (its bitmaps and one
+//! record per mimalloc page) are at the arena's start, in DLM memory that is charged and paged
+//! like the blocks. The pager thread never calls mimalloc: a program thread may fault on DLM
+//! memory while it holds mimalloc's locks.
+//!
+//! In user-only mode (`held`) small blocks stay in the C library: see [`usable`].
 //!
 //! Blocks are freed by address: a pointer in the arena's range is mimalloc's, wherever it is
 //! freed. After DLM has shut down (its memory is gone) and in a forked child (which has no DLM
@@ -109,9 +112,13 @@ pub fn blocks_in_libc() -> u64 {
     IN_LIBC.load(Ordering::Relaxed)
 }
 
-/// Whether the arena may be used now: DLM runs and this is not a forked child.
+/// Whether the arena may be used now: DLM runs, this is not a forked child, and the kernel's
+/// accesses fault to the pager. In user-only mode they do not: the system calls that take a
+/// small block (a path, a `struct stat`, a `pollfd` array, a mutex) are not interposed and
+/// would fail with `EFAULT` on a page that is not resident, so small blocks stay in the C
+/// library there.
 fn usable() -> bool {
-    runtime::is_running() && !crate::sys::is_forked_child()
+    runtime::is_running() && !crate::sys::is_forked_child() && !crate::held::kernel_faults_fail()
 }
 
 /// The heap over the arena, made on first use; `None` if DLM memory cannot be used now (or
@@ -121,14 +128,17 @@ fn heap() -> Option<NonNull<mi::mi_heap_t>> {
     if !usable() {
         return None;
     }
-    match NonNull::new(HEAP.load(Ordering::Acquire)) {
-        Some(heap) => Some(heap),
-        None if UNAVAILABLE.load(Ordering::Relaxed) => {
-            IN_LIBC.fetch_add(1, Ordering::Relaxed);
+    let heap = NonNull::new(HEAP.load(Ordering::Acquire)).or_else(|| {
+        if UNAVAILABLE.load(Ordering::Relaxed) {
             None
+        } else {
+            make_heap()
         }
-        None => make_heap(),
+    });
+    if heap.is_none() {
+        IN_LIBC.fetch_add(1, Ordering::Relaxed);
     }
+    heap
 }
 
 #[cold]

@@ -103,7 +103,7 @@ fn huge_pages_available() -> bool {
 fn default_pages_are_huge_pages_moved_whole_and_stay_huge() {
     let _heavy = one_at_a_time();
     if !huge_pages_available() || !kernel_moves_pages() {
-        eprintln!("skipped: this kernel has no transparent huge pages or no UFFDIO_MOVE");
+        eprintln!("skipped: this kernel has no transparent huge pages or no UFFDIO_MOVE, or the machine has swap on");
         return;
     }
     let probe = rust_example("rust_probe");

@@ -114,6 +114,26 @@ fn small_blocks_beyond_dlm_memory_come_from_the_c_library_and_the_program_goes_o
     }
 }
 
+/// The small-block heap keeps what it took (mimalloc never gives arena memory back): after 30
+/// MiB of small blocks are freed, a 30 MiB block that DLM memory cannot hold any more comes from
+/// the C library, as natively, instead of failing. Small blocks handed to system calls work.
+#[test]
+fn a_big_block_after_freed_small_ones_succeeds_when_dlm_memory_is_taken() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let native = cc_native(dir.path(), "tests/c/smallsys.c");
+    let exe = dlmcc(dir.path(), "tests/c/smallsys.c");
+    let expected = run(&mut Command::new(&native), LIMIT);
+    expected.assert_success();
+    assert!(expected.stdout.contains("freed: ok\nits last byte: 4\n"), "{}", expected.stdout);
+    // A limit of 40 MiB: 8 MiB local and a 32 MiB server.
+    let out = run(Command::new(&exe).env("DLM_LOCAL_MEM", "8M").env("DLM_SERVER_MEM", "32M"), LIMIT);
+    out.assert_success();
+    assert_eq!(out.stdout, expected.stdout, "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("in DLM memory (") && out.stderr.contains("come from the C library"), "{}", out.stderr);
+    assert_no_survivors(&exe);
+}
+
 /// Four threads allocate small blocks at once, check and free each other's and grow their own,
 /// through a budget of a fifth of their data: faults inside the allocator while other threads
 /// hold its locks; the same output as the gcc build.

@@ -157,14 +157,16 @@ pub fn kill_all(pids: &[u32]) {
     }
 }
 
-/// One number from DLM's statistics JSON.
-/// Whether this kernel has `UFFDIO_MOVE` (Linux 6.8), so DLM pages of 64 KiB and more are moved.
+/// Whether DLM pages of 64 KiB and more are moved: the kernel has `UFFDIO_MOVE` (Linux 6.8) and
+/// the machine has no swap on (with swap on, DLM copies pages).
 pub fn kernel_moves_pages() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
     let mut numbers = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
-    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 8)
+    let swap_on = std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| swaps.lines().count() > 1);
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 8) && !swap_on
 }
 
+/// One number from DLM's statistics JSON.
 pub fn stat(json: &str, key: &str) -> f64 {
     let needle = format!("\"{key}\": ");
     let start = json.find(&needle).unwrap_or_else(|| panic!("no {key} in {json}")) + needle.len();

@@ -138,3 +138,25 @@ fn a_plain_cc_library_reading_into_dlm_blocks_works_as_a_plain_user() {
     let stats = crate::free_anywhere::check_native_then_dlm_both_ways(Some(&user), dir.path());
     assert!(stats.contains("dlm: user-only paging"), "{stats}");
 }
+
+#[test]
+fn small_blocks_handed_to_system_calls_work_as_a_plain_user() {
+    let Some(user) = plain_user_or_skip() else { return };
+    let _heavy = one_at_a_time();
+    let dir = user.tempdir();
+    // A path, a struct stat and a timespec from malloc given to open, stat and nanosleep after
+    // other small blocks pushed them out: in user-only mode small blocks stay in the C library.
+    let native = cc_native(dir.path(), "tests/c/smallsys.c");
+    let exe = dlmcc(dir.path(), "tests/c/smallsys.c");
+    let expected = run(&mut user.wrap(dir.path(), &Command::new(&native)), LIMIT);
+    expected.assert_success();
+    let json = dir.path().join("small.json");
+    let mut cmd = Command::new(&exe);
+    cmd.env("DLM_LOCAL_MEM", "8M").env("DLM_SERVER_MEM", "32M").env("DLM_STATS_JSON", &json);
+    let out = run(&mut user.wrap(dir.path(), &cmd), LIMIT);
+    out.assert_success();
+    assert_eq!(out.stdout, expected.stdout, "stderr:\n{}", out.stderr);
+    let stats = std::fs::read_to_string(&json).unwrap();
+    assert_eq!(stat(&stats, "user_mode_only"), 1.0, "{stats}");
+    assert_eq!(stat(&stats, "small_heap_bytes"), 0.0, "{stats}");
+}
