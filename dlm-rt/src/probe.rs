@@ -5,7 +5,7 @@
 use crate::sys::{FaultFd, Mapping, HUGE_PAGE};
 use std::io;
 
-pub use crate::sys::{available_memory, hostname, FaultMode};
+pub use crate::sys::{available_memory, hostname, mem_available, FaultMode};
 
 /// The byte the probe fills its page with, checked after the move.
 const PATTERN: u8 = 0x5a;

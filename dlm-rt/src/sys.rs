@@ -33,11 +33,16 @@ pub fn hostname() -> String {
 /// `MemAvailable` of this host, in bytes.
 pub fn available_memory() -> io::Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
-    text.lines()
+    mem_available(&text).ok_or_else(|| io::Error::other("no MemAvailable in /proc/meminfo"))
+}
+
+/// The bytes on the `MemAvailable:` line of a `/proc/meminfo` text (this host's or another's).
+pub fn mem_available(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| io::Error::other("no MemAvailable in /proc/meminfo"))
 }
 
 /// Lets this thread's short sleeps end on time (the default slack is 50 µs).

@@ -29,24 +29,7 @@ struct Program {
 /// A copy of the program's sources in `to`, built by `make` with `compiler` (`None`: make's own
 /// `cc`); returns the executable.
 fn make(program: &Program, to: &Path, compiler: Option<&Path>) -> PathBuf {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(repo_dir().join(program.dir)).unwrap().flatten() {
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-    let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(to).args(program.make_args).env_remove("CC").env_remove("CFLAGS");
-    if let Some(compiler) = compiler {
-        cmd.arg(format!("CC={}", compiler.display()));
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_copy(program.dir, to, program.make_args, compiler);
     to.join(program.executable)
 }
 

@@ -30,13 +30,7 @@ pub(crate) fn compile(compiler: &Path, flags: &[&str], sources: &[&str], out: &P
     for source in sources {
         cmd.arg(repo_dir().join(source));
     }
-    let result = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        result.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
-    );
+    succeed(&mut cmd);
     out.to_path_buf()
 }
 
@@ -159,28 +153,6 @@ fn multifile_globals_shared_across_translation_units_page_and_match_native() {
     assert!(stdout.contains("badids 0"), "{stdout}");
 }
 
-/// A fresh copy of the multifile sources (Makefile, .c, .h) in `to`.
-fn copy_multifile_sources(to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(repo_dir().join(MULTIFILE_DIR)).unwrap().flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name == "Makefile" || name.ends_with(".c") || name.ends_with(".h") {
-            std::fs::copy(entry.path(), to.join(&*name)).unwrap();
-        }
-    }
-}
-
-fn make(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn multifile_makefile_builds_with_make_cc_dlmcc_and_cc_env_and_matches_native_make() {
     let _heavy = one_at_a_time();
@@ -188,12 +160,12 @@ fn multifile_makefile_builds_with_make_cc_dlmcc_and_cc_env_and_matches_native_ma
     let dlmcc = dlmcc_path();
     let (native_dir, arg_dir, env_dir) = (dir.path().join("native"), dir.path().join("arg"), dir.path().join("env"));
     for d in [&native_dir, &arg_dir, &env_dir] {
-        copy_multifile_sources(d);
+        copy_sources(MULTIFILE_DIR, d);
     }
     // `make`, `make CC=dlmcc`, `CC=dlmcc make`: the Makefile is the program's own, untouched.
-    make(Command::new("make").arg("-C").arg(&native_dir).env_remove("CC"));
-    make(Command::new("make").arg("-C").arg(&arg_dir).arg(format!("CC={}", dlmcc.display())).env_remove("CC"));
-    make(Command::new("make").arg("-C").arg(&env_dir).env("CC", &dlmcc));
+    succeed(Command::new("make").arg("-C").arg(&native_dir).env_remove("CC"));
+    succeed(Command::new("make").arg("-C").arg(&arg_dir).arg(format!("CC={}", dlmcc.display())).env_remove("CC"));
+    succeed(Command::new("make").arg("-C").arg(&env_dir).env("CC", &dlmcc));
 
     let native = run(&mut Command::new(native_dir.join("multifile")), LIMIT);
     native.assert_success();
@@ -211,7 +183,7 @@ fn multifile_makefile_builds_with_make_cc_dlmcc_and_cc_env_and_matches_native_ma
     assert_no_survivors(&by_env);
 
     // `make clean` works on the dlmcc build too.
-    make(Command::new("make").arg("-C").arg(&arg_dir).arg(format!("CC={}", dlmcc.display())).arg("clean"));
+    succeed(Command::new("make").arg("-C").arg(&arg_dir).arg(format!("CC={}", dlmcc.display())).arg("clean"));
     assert!(!by_arg.exists() && !arg_dir.join("main.o").exists());
 }
 

@@ -20,22 +20,7 @@ const LOCAL: &str = "60M";
 
 /// Builds the program with `make` in a fresh copy of its directory, with `CC` given if any.
 fn make_in(dir: &Path, cc: Option<&Path>) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    for name in ["Makefile", "mgrows.c"] {
-        std::fs::copy(repo_dir().join(SOURCE_DIR).join(name), dir.join(name)).unwrap();
-    }
-    let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(dir).env_remove("CC");
-    if let Some(cc) = cc {
-        cmd.arg(format!("CC={}", cc.display()));
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_copy(SOURCE_DIR, dir, &[], cc);
     dir.join("mgrows")
 }
 

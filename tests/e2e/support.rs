@@ -77,6 +77,39 @@ impl Output {
     }
 }
 
+/// Runs `cmd` (a compiler, make) to completion; fails the test with its output unless it succeeds.
+pub fn succeed(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh copy in `to` of the files of `source_dir` (relative to the repo).
+pub fn copy_sources(source_dir: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(repo_dir().join(source_dir)).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// `make` with `args` in a fresh copy of `source_dir` at `to`, with `CC=compiler` if given
+/// (the environment's `CC` and `CFLAGS` left out).
+pub fn make_copy(source_dir: &str, to: &Path, args: &[&str], compiler: Option<&Path>) {
+    copy_sources(source_dir, to);
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(to).args(args).env_remove("CC").env_remove("CFLAGS");
+    if let Some(compiler) = compiler {
+        cmd.arg(format!("CC={}", compiler.display()));
+    }
+    succeed(&mut cmd);
+}
+
 /// `mpirun -np NP` with what Open MPI needs as root on a small machine.
 pub fn mpirun(np: usize) -> Command {
     let mut cmd = Command::new("mpirun");
@@ -162,8 +195,12 @@ pub fn kill_all(pids: &[u32]) {
 pub fn kernel_moves_pages() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
     let mut numbers = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
-    let swap_on = std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| swaps.lines().count() > 1);
-    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 8) && !swap_on
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 8) && !swap_is_on()
+}
+
+/// Whether the machine has swap on (`/proc/swaps` lists a device or file).
+pub fn swap_is_on() -> bool {
+    std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| swaps.lines().count() > 1)
 }
 
 /// One number from DLM's statistics JSON.
@@ -246,6 +283,11 @@ pub fn as_user(user: Option<&PlainUser>, home: &Path, cmd: Command) -> Command {
         Some(user) => user.wrap(home, &cmd),
         None => cmd,
     }
+}
+
+/// The plain user, or `None` after printing why the test is skipped.
+pub fn plain_user_or_skip() -> Option<PlainUser> {
+    plain_user().map_err(|reason| eprintln!("{reason}")).ok()
 }
 
 impl PlainUser {

@@ -16,11 +16,6 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// The plain user, or `None` after printing why the test is skipped.
-fn plain_user_or_skip() -> Option<PlainUser> {
-    plain_user().map_err(|reason| eprintln!("{reason}")).ok()
-}
-
 /// Asserts that the run behind `json` paged in user-only mode, with `holds` I/O holds at least.
 fn assert_user_only(json: &Path, holds: f64) {
     let stats = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{}: {e}", json.display()));

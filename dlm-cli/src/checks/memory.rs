@@ -173,11 +173,7 @@ fn remote_available(mpirun: &Path, host: &str, limit: Duration) -> Result<u64, S
     if !succeeded {
         return Err(excerpt(&stderr));
     }
-    let text = String::from_utf8_lossy(&stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
+    probe::mem_available(&String::from_utf8_lossy(&stdout))
         .ok_or_else(|| format!("no MemAvailable in the /proc/meminfo of {host}"))
 }
 
