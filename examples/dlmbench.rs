@@ -344,7 +344,7 @@ fn main() {
         "uffd" => {
             // The pager's path, and the copying path (fault + UFFDIO_COPY + drop) beside it.
             for (name, moves) in [("uffd", true), ("uffd_copy", false)] {
-                let gbps = dlm::ceiling::userfaultfd_sweep(number(2) << 20, number(3), moves)
+                let gbps = dlm::bench::userfaultfd_sweep(number(2) << 20, number(3), moves)
                     .unwrap_or_else(|e| panic!("userfaultfd ceiling: {e}"));
                 report(name, gbps, "GB/s");
             }

@@ -1,6 +1,7 @@
 //! What the rewrite decided for each array and each heap call: data plus a one-line `Display`
 //! for `dlmcc`'s report.
 
+use dlm_units::Bytes;
 use std::fmt;
 
 /// One decision about one array or one heap call.
@@ -104,35 +105,10 @@ pub enum Rule {
     AllocationSite,
 }
 
-/// `bytes` in binary units with one decimal (`2.0 MiB`), or exact bytes below 1 KiB.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// A threshold in the largest binary unit that divides it (`1 MiB`), else as [`human_size`].
-pub(crate) fn threshold_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
-            return format!("{} {unit}", bytes >> shift);
-        }
-    }
-    human_size(bytes)
-}
-
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rule::Threshold(t) => write!(f, "size >= threshold {}", threshold_size(*t)),
+            Rule::Threshold(t) => write!(f, "size >= threshold {}", Bytes(*t)),
             Rule::Pragma => f.write_str("#pragma dlm"),
             Rule::Attribute => f.write_str("__attribute__((dlm))"),
             Rule::AllocationSite => {
@@ -155,7 +131,7 @@ fn kept_call_effect(allocates: bool) -> &'static str {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::BelowThreshold(t) => write!(f, "below the threshold {}", threshold_size(*t)),
+            Reason::BelowThreshold(t) => write!(f, "below the threshold {}", Bytes(*t)),
             Reason::PragmaOff => f.write_str("#pragma dlm off"),
             Reason::ThreadLocal => f.write_str("thread-local"),
             Reason::SystemHeader => f.write_str("in a system header"),
@@ -178,7 +154,7 @@ impl fmt::Display for ReportEntry {
         write!(f, "{}:{}: ", self.file, self.line)?;
         match &self.subject {
             Subject::Array { name, type_name, bytes, .. } => {
-                write!(f, "array '{name}' ({type_name}, {})", human_size(*bytes))?
+                write!(f, "array '{name}' ({type_name}, {})", Bytes(*bytes))?
             }
             Subject::Allocation { function } => write!(f, "call to '{function}'")?,
         }
@@ -206,7 +182,7 @@ mod tests {
             },
             decision: Decision::Moved(Rule::Threshold(1 << 20)),
         };
-        assert_eq!(e.to_string(), "prog.c:7: array 'a' (double[512][512], 2.0 MiB) -> DLM: size >= threshold 1 MiB");
+        assert_eq!(e.to_string(), "prog.c:7: array 'a' (double[512][512], 2 MiB) -> DLM: size >= threshold 1 MiB");
         let k = ReportEntry {
             file: "prog.c".into(),
             line: 9,
@@ -214,7 +190,5 @@ mod tests {
             decision: Decision::Kept(Reason::PragmaOff),
         };
         assert_eq!(k.to_string(), "prog.c:9: call to 'malloc' kept: #pragma dlm off");
-        assert_eq!(human_size(100), "100 B");
-        assert_eq!(threshold_size(1536), "1.5 KiB");
     }
 }

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use crate::report::{human_size, threshold_size, Decision, Linkage, Reason, ReportEntry, Subject};
+use crate::report::{Decision, Linkage, Reason, ReportEntry, Subject};
+use dlm_units::Bytes;
 
 /// Every decision of one or more rewrites, listed in the report or not, for the summary.
 #[derive(Clone, Debug)]
@@ -98,7 +99,7 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         if self.arrays > 0 {
-            write!(f, "{} array{}, {}", self.arrays, plural(self.arrays), human_size(self.bytes))?;
+            write!(f, "{} array{}, {}", self.arrays, plural(self.arrays), Bytes(self.bytes))?;
         }
         if self.sites > 0 {
             let separator = if self.arrays > 0 { "; " } else { "" };
@@ -170,7 +171,7 @@ impl fmt::Display for Summary {
             f,
             "summary: moved to DLM memory, allocation sites: {} (their blocks of at least {}, decided at run time)",
             sites.sites,
-            threshold_size(self.threshold)
+            Bytes(self.threshold)
         )?;
         kept.sort_by_key(|((rank, ..), _)| *rank);
         for ((_, words, hint), tally) in kept {
@@ -221,7 +222,7 @@ mod tests {
         let text = summary.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "summary: moved to DLM memory, static arrays of the .c files: none");
-        assert_eq!(lines[1], "summary: moved to DLM memory, arrays defined in headers: 3 arrays, 4.0 MiB");
+        assert_eq!(lines[1], "summary: moved to DLM memory, arrays defined in headers: 3 arrays, 4 MiB");
         assert!(lines[2].starts_with("summary: moved to DLM memory, allocation sites: 1 ("), "{text}");
         assert!(lines[3].starts_with("summary: kept in ordinary memory, below the threshold 1 MiB: 2 arrays, 200 B"));
         // A kept `free` changes nothing the user must act on; a kept `malloc` does.

@@ -1,7 +1,7 @@
 //! The runtime's typed errors; each message says what happened and what to do.
 
 use crate::config::ConfigError;
-use crate::size::Bytes;
+use dlm_units::Bytes;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,10 +22,10 @@ pub enum Error {
     ForkedChild,
     #[error("DLM was already started in this process")]
     AlreadyStarted,
-    #[error("{}:{line}: unknown host `{host}` ({reason}); name a host this machine can resolve", path.display())]
-    UnknownHost { path: std::path::PathBuf, line: usize, host: String, reason: String },
+    #[error("{}:{line}: unknown host `{host}` ({source}); name a host this machine can resolve", path.display())]
+    UnknownHost { path: std::path::PathBuf, line: usize, host: String, source: std::io::Error },
     #[error("cannot start memory servers: {0}")]
-    Spawn(String),
+    Spawn(#[source] crate::transport::SpawnError),
     #[error(
         "cannot serve page faults: userfaultfd failed ({0}); DLM needs a kernel with userfaultfd \
          (Linux 5.11 or later for a user who is not root): `dlm doctor` checks this machine"
@@ -33,8 +33,8 @@ pub enum Error {
     Userfaultfd(std::io::Error),
     #[error("cannot start the pager: {step} failed ({source}); `dlm doctor` checks this machine")]
     PagerSetup { step: &'static str, source: std::io::Error },
-    #[error("cannot serve a static array as DLM memory: {0}")]
-    Adopt(String),
+    #[error("cannot serve a static array as DLM memory: {step} failed ({source})")]
+    Adopt { step: &'static str, source: std::io::Error },
     #[error(
         "DLM options after `--` cannot apply: DLM was started before main for code that dlmcc rewrote; \
          set them with DLM_* environment variables instead (see --help)"
@@ -44,4 +44,22 @@ pub enum Error {
     NotDlmMemory { addr: usize },
     #[error("cannot reserve {} of address space for DLM memory: {source}", Bytes(*bytes))]
     Reserve { bytes: u64, source: std::io::Error },
+}
+
+impl Error {
+    /// Prints a startup error the way every front end does (`--help` on stdout), then exits:
+    /// 0 for `--help`, else 2.
+    pub fn exit(&self) -> ! {
+        match self {
+            Error::Config(ConfigError::HelpRequested(help)) => {
+                print!("{help}");
+                std::process::exit(0)
+            }
+            Error::Config(ConfigError::Usage(usage)) => {
+                eprint!("dlm: {usage}");
+            }
+            other => eprintln!("dlm: error: {other}"),
+        }
+        std::process::exit(2)
+    }
 }

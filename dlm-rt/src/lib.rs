@@ -36,61 +36,52 @@ fn main() {
 Without the attributes: [`start`] gives a guard, [`DlmBox`] and [`DlmVec`] allocate.
 
 # How the parts fit
-- `runtime` starts the job: under `mpirun` rank 0 runs the program and the other ranks become
-  memory servers (`server`); started alone, the program spawns its servers (`transport`, hosts
-  from the memfile). It then hands the DLM range to the `pager` thread.
-- `heap` hands out page-aligned blocks within the limit (local budget + servers' capacity);
-  `small` packs smaller blocks of C programs densely into DLM pages (mimalloc over an arena at
-  the end of the DLM range, its pages charged against the same limit).
-- `config`, `memfile` and `size` read the options; `sys` holds every raw syscall and ioctl;
-  `probe` tries the pager's kernel features on a small range (for `dlm doctor`).
-- The C ABI (`dlm_startup`, `dlm_alloc`, `dlm_free`, `dlm_advise`, `dlm_shutdown`,
-  `dlm_get_stats`) lives in `capi` and `include/dlm.h`; `boxed`, `vec` and `statics` are the
-  Rust API, with [`advise`].
-- `staging` holds the pager's staging slots (pages received and moved through them), `stats`
-  the counters, `error` the typed errors, `ceiling` the benchmark's raw fault-path ceiling, and
-  `rewritten` the hooks that code rewritten by dlmcc calls, `malloc` what the allocation
-  functions of a dlmcc-built program do with a pointer (DLM blocks go to DLM wherever they are
-  freed), and `held` what its I/O functions (and [`read_exact`], [`write_all`]) do when only
-  user-space faults reach the pager: hold the buffer's pages resident for the kernel.
+Each folder is one concern, and dependencies run one way:
+`sys` → `transport` → `server` / `pager` → `runtime` → `abi` (C) and `api` (Rust).
+
+- `sys`: every raw system call and ioctl, behind owning types (mappings, userfaultfd, fds,
+  signals, /proc, the exit policy).
+- `config`: the `DLM_*` options, the options after `--`, and the memfile.
+- `transport`: MPI: launch (under `mpirun`, or a singleton that spawns its servers), the page
+  protocol, and knowing that the other side is alive.
+- `server`: the memory server's loop and its store.
+- `pager`: the thread that serves faults and keeps the budget (fetch, evict, staging, holds).
+- `heap`: the layout and accounting of the DLM range (big blocks, the small-block arena).
+- `runtime`: DLM's state in this process: start (named steps), shutdown, holds in user-only
+  mode, allocation within the limit.
+- `abi`: the C ABI (`include/dlm.h`), rewritten code's hooks, allocation routing by address,
+  the small-block heap (mimalloc), the interposed C functions.
+- `api`: the Rust API ([`DlmBox`], [`DlmVec`], `#[dlm]` statics, [`read_exact`], [`write_all`]).
+- `error` the typed errors, `stats` the counters and [`Stats`], `probe` the pager's kernel
+  features tried on a small range (for `dlm doctor`); `bench` (feature `bench`) the
+  benchmark's raw fault-path ceiling.
 */
 
-mod boxed;
-mod capi;
-pub mod ceiling;
+mod abi;
+mod api;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod config;
 mod error;
 mod heap;
-mod held;
-mod malloc;
-pub mod memfile;
 mod pager;
 pub mod probe;
-mod rewritten;
 mod runtime;
 mod server;
-pub mod size;
-mod small;
-mod staging;
-mod statics;
 mod stats;
 mod sys;
 mod transport;
-mod vec;
 
-pub use boxed::DlmBox;
+pub use api::{read_exact, write_all, DlmBox, DlmReadGuard, DlmStatic, DlmVec, DlmWriteGuard};
 /// Element types of zero-initialized DLM arrays must be valid as all zero bytes.
 pub use bytemuck::Zeroable;
+pub use config::memfile::MemfileError;
 pub use config::ConfigError;
 pub use dlm_macros::{dlm, main};
+pub use dlm_units::SizeError;
 pub use error::Error;
-pub use held::{read_exact, write_all};
-pub use memfile::MemfileError;
 pub use pager::Advice;
-pub use size::SizeError;
-pub use statics::{DlmReadGuard, DlmStatic, DlmWriteGuard};
 pub use stats::Stats;
-pub use vec::DlmVec;
 
 /// Used by the code that `#[dlm]` generates; not part of the API.
 #[doc(hidden)]
@@ -126,7 +117,7 @@ pub fn start() -> Result<Dlm, Error> {
 
 /// Like [`start`], but prints the error and exits (status 2; 0 for `-- --help`) on bad options.
 pub fn start_or_exit() -> Dlm {
-    start().unwrap_or_else(|e| runtime::exit_with(&e))
+    start().unwrap_or_else(|e| e.exit())
 }
 
 /// Tells the pager how `data`, DLM memory, will be used (see [`Advice`]); an error if DLM is not

@@ -2,10 +2,10 @@
 //! range (for `dlm doctor`): open a userfaultfd, register a range in missing + write-protect
 //! mode, and move a 2 MiB page into it the way the pager installs a fetched huge page.
 
-use crate::sys::{FaultFd, Mapping, HUGE_PAGE};
+use crate::sys::{FaultFd, Mapping, MoveError, HUGE_PAGE};
 use std::io;
 
-pub use crate::sys::{available_memory, hostname, mem_available, FaultMode};
+pub use crate::sys::{available_memory, hostname, huge_pages_available, mem_available, swap_is_on, FaultMode};
 
 /// The byte the probe fills its page with, checked after the move.
 const PATTERN: u8 = 0x5a;
@@ -68,7 +68,8 @@ fn move_huge_page(uffd: &FaultFd, target: &Mapping) -> Result<PageMoves, ProbeEr
     let source_was_huge = huge_bytes_at(source.base())? >= HUGE_PAGE as u64;
     // SAFETY: both ranges are registered with `uffd`, 2 MiB-aligned and HUGE_PAGE long; the
     // target is missing and nobody needs the source's contents at its old address.
-    if let Err(refusal) = unsafe { uffd.move_pages(source.base(), target.base(), HUGE_PAGE, true) } {
+    let moved = unsafe { uffd.move_pages(source.base(), target.base(), HUGE_PAGE, true) };
+    if let Err(MoveError::NotMoved(refusal) | MoveError::PartWay(refusal)) = moved {
         return Ok(PageMoves::Refused(refusal));
     }
     // SAFETY: the move succeeded, so the target's pages are present and hold the pattern.

@@ -1,7 +1,17 @@
-//! Paging counters, shared between the pager thread (which writes them) and the program.
+//! Paging counters, shared between the pager thread (which writes them) and the program, and
+//! the [`Stats`] snapshot the API returns and prints. A leaf: it imports nothing of the crate.
 
-use crate::size::Bytes;
+use dlm_units::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Small blocks of rewritten code that came from the C library while DLM ran (the limit was
+/// reached, or mimalloc refused the arena). Counted by the small-block heap, process-wide.
+static SMALL_BLOCKS_IN_LIBC: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one more small block that the C library had to take; true for the first one.
+pub fn note_small_block_in_libc() -> bool {
+    SMALL_BLOCKS_IN_LIBC.fetch_add(1, Relaxed) == 0
+}
 
 /// Counters the pager thread updates as it works.
 #[derive(Default)]
@@ -86,7 +96,7 @@ impl Stats {
             user_mode_only: 0,
             io_holds: counters.io_holds.load(Relaxed),
             small_heap_bytes: counters.small_heap_bytes.load(Relaxed),
-            small_blocks_in_libc: crate::small::blocks_in_libc(),
+            small_blocks_in_libc: SMALL_BLOCKS_IN_LIBC.load(Relaxed),
         }
     }
 

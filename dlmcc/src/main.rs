@@ -25,9 +25,12 @@ use std::process::{Command, ExitCode};
 /// The C library functions that dlmcc links into every program, for the whole process
 /// (docs/DLMCC.md): the allocation functions, so that any `free` or `realloc` of a DLM block,
 /// rewritten or not, goes to DLM; and the I/O functions, which hold DLM buffers resident for
-/// the kernel when the pager sees only user-space faults.
-const INTERPOSED: [(&str, &str); 2] =
-    [("dlm_interpose", include_str!("interpose.c")), ("dlm_interpose_io", include_str!("interpose_io.c"))];
+/// the kernel when the pager sees only user-space faults. They implement the runtime's ABI, so
+/// they live with it (`dlm-rt/src/abi`); dlmcc embeds them and compiles them for each link.
+const INTERPOSED: [(&str, &str); 2] = [
+    ("dlm_interpose", include_str!("../../dlm-rt/src/abi/interpose.c")),
+    ("dlm_interpose_io", include_str!("../../dlm-rt/src/abi/interpose_io.c")),
+];
 
 /// System libraries that Rust's standard library needs when linked statically into C.
 const RUST_SYSTEM_LIBS: [&str; 6] = ["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
@@ -96,7 +99,7 @@ fn run() -> Result<ExitCode> {
             }
             other if other.starts_with("--dlm-threshold=") => {
                 let size = &other["--dlm-threshold=".len()..];
-                dlm.threshold = dlm::size::parse_size(size).with_context(|| format!("in `{other}`"))?;
+                dlm.threshold = dlm_units::parse_size(size).with_context(|| format!("in `{other}`"))?;
             }
             other if other.starts_with("--showme") || other.starts_with("--dlm") => {
                 bail!("unknown option `{other}`\n{USAGE}")

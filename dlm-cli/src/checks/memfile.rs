@@ -1,12 +1,12 @@
-//! The memfile, read by the runtime's own parser (`dlm::memfile`), and its hosts: each must
+//! The memfile, read by the runtime's own parser (`dlm::config::memfile`), and its hosts: each must
 //! resolve, since MPI launches a memory server on every line's host.
 
 use super::options::DlmEnvironment;
 use super::MemfileSource;
 use crate::report::Finding;
+use dlm::config::memfile::{Memfile, MemfileError, ServerLine};
 use dlm::config::ConfigError;
-use dlm::memfile::{Memfile, MemfileError, ServerLine};
-use dlm::size::Bytes;
+use dlm_units::Bytes;
 use std::io;
 use std::net::{IpAddr, ToSocketAddrs};
 

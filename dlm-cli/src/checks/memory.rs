@@ -7,10 +7,10 @@
 use super::memfile::{is_this_machine, resolve, Servers};
 use super::mpi::excerpt;
 use crate::report::Finding;
+use dlm::config::memfile::{Memfile, ServerLine};
 use dlm::config::Config;
-use dlm::memfile::{Memfile, ServerLine};
 use dlm::probe;
-use dlm::size::Bytes;
+use dlm_units::Bytes;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -7,15 +7,35 @@ use crate::stats::Counters;
 use crate::sys::{self, fatal};
 use crate::transport::{Request, Transfer};
 
+/// The page a fault is bringing in while room is made for it: it is never evicted itself, and
+/// once its data is local or waits in a staging slot, it may give its server slot to a victim
+/// that has none when every slot is taken (see [`Pager::assign_home`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Incoming {
+    /// Its data is not here yet (a block about to be fetched, or a page with no data).
+    Unfetched(usize),
+    /// Its data is local or in a staging slot: its server slot may go to a victim.
+    Staged(usize),
+}
+
+impl Incoming {
+    fn index(self) -> usize {
+        match self {
+            Incoming::Unfetched(index) | Incoming::Staged(index) => index,
+        }
+    }
+}
+
 impl Pager {
-    /// Makes room for `bytes` more resident bytes, evicting pages in FIFO order but `keep`,
-    /// and passing over dirty pages without a home while no server slot can be found for them.
-    pub(super) fn make_room(&mut self, bytes: usize, keep: usize) {
+    /// Makes room for `bytes` more resident bytes, evicting pages in FIFO order but the
+    /// incoming one, and passing over dirty pages without a home while no server slot can be
+    /// found for them.
+    pub(super) fn make_room(&mut self, bytes: usize, incoming: Incoming) {
         let mut passed = 0;
         while self.resident_bytes + bytes > self.resident_budget {
             let Some(victim) = self.resident.pop_front() else { break };
             let victim = victim as usize;
-            if victim == keep || !self.can_evict(victim) {
+            if victim == incoming.index() || !self.can_evict(victim, Some(incoming)) {
                 self.resident.push_back(victim as u32);
                 passed += 1;
                 if passed > self.resident.len() {
@@ -27,21 +47,21 @@ impl Pager {
                 }
                 continue;
             }
-            self.evict(victim);
+            self.evict(victim, Some(incoming));
         }
     }
 
-    /// Whether `bytes` more fit, or some resident page but `keep` can be evicted to make room
-    /// without `keep` giving its own server slot away (which only a page being installed from a
-    /// staging slot can).
-    pub(super) fn room_without_donor(&self, bytes: usize, keep: usize) -> bool {
+    /// Whether `bytes` more fit, or some resident page but the incoming one can be evicted to
+    /// make room without the incoming page giving its own server slot away.
+    pub(super) fn room_without_donor(&self, bytes: usize, incoming: Incoming) -> bool {
+        let keep = incoming.index();
         self.resident_bytes + bytes <= self.resident_budget
-            || self.resident.iter().any(|&i| i as usize != keep && self.can_evict(i as usize))
+            || self.resident.iter().any(|&i| i as usize != keep && self.can_evict(i as usize, Some(incoming)))
     }
 
     /// Whether evicting `index` now is possible: not while an I/O call holds it, and it needs a
-    /// server slot only if it is dirty and has none.
-    pub(super) fn can_evict(&self, index: usize) -> bool {
+    /// server slot only if it is dirty and has none (the incoming page may give its own).
+    pub(super) fn can_evict(&self, index: usize, incoming: Option<Incoming>) -> bool {
         let page = self.pages[index];
         if page.held > 0 {
             return false;
@@ -49,14 +69,17 @@ impl Pager {
         page.home().is_some()
             || page.state == State::Clean
             || self.slots.has_free()
-            || self.staged_donor(index).is_some()
+            || Self::staged_donor(index, incoming).is_some_and(|donor| self.pages[donor].home().is_some())
             || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
     }
 
-    /// The page being installed from a staging slot, if it still has a server slot to give to
-    /// page `index`.
-    fn staged_donor(&self, index: usize) -> Option<usize> {
-        self.donor_in_staging.filter(|&i| i != index && self.pages[i].home().is_some())
+    /// The incoming page, if its data is staged and it is not `index` itself: it may give its
+    /// server slot to `index`.
+    fn staged_donor(index: usize, incoming: Option<Incoming>) -> Option<usize> {
+        match incoming {
+            Some(Incoming::Staged(donor)) if donor != index => Some(donor),
+            _ => None,
+        }
     }
 
     /// Whether page `index` can give its server slot away (its data stays local, dirty).
@@ -65,7 +88,8 @@ impl Pager {
         page.home().is_some() && matches!(page.state, State::Clean | State::Dirty)
     }
 
-    pub(super) fn evict(&mut self, index: usize) {
+    /// Evicts resident page `index` (see [`Incoming`] for `incoming`).
+    pub(super) fn evict(&mut self, index: usize, incoming: Option<Incoming>) {
         let span = self.span(index);
         let bytes = match self.pages[index].state {
             State::Partial => self.evict_blocks(index, span),
@@ -73,7 +97,7 @@ impl Pager {
                 if self.pages[index].state == State::Cleaning {
                     self.finish_cleanings(|i| i == index);
                 }
-                self.evict_whole(index, span);
+                self.evict_whole(index, span, incoming);
                 span.len
             }
             state => fatal(&format!("DLM page {index} queued as resident while {state:?}")),
@@ -88,7 +112,7 @@ impl Pager {
 
     /// Evicts a wholly resident page: moved out and sent from a slot without waiting, or sent
     /// from where it is (write-protected) and dropped.
-    pub(super) fn evict_whole(&mut self, index: usize, span: Span) {
+    pub(super) fn evict_whole(&mut self, index: usize, span: Span, incoming: Option<Incoming>) {
         let page = self.pages[index];
         let dirty = page.state == State::Dirty;
         let movable = !self.staging.huge() || page.huge;
@@ -98,19 +122,19 @@ impl Pager {
             self.staging.release(slot, true);
         }
         // SAFETY: the page is resident and leaves the DLM range here.
-        let moved_out =
-            movable.then(|| unsafe { self.staging.move_out(&self.uffd, span.ptr(), span.offset, span.len) });
+        let moved_out = movable.then(|| unsafe { self.staging.move_out(span.ptr(), span.offset, span.len) });
         match moved_out.flatten() {
             Some(slot) if dirty => {
                 // SAFETY: moved out of the program's reach, the slot cannot change until released.
-                let send = unsafe { self.start_put(index, self.staging.ptr(slot).add(span.offset), span.len) };
+                let send =
+                    unsafe { self.start_put(index, self.staging.ptr(slot).add(span.offset), span.len, incoming) };
                 self.outgoing.push_back((slot, send));
             }
             Some(slot) => self.staging.release(slot, true),
             None => {
                 if dirty {
                     // Writers now block until the page has been sent and dropped.
-                    let mut send = self.send_home(index);
+                    let mut send = self.send_home(index, incoming);
                     self.job.finish(&mut send);
                 }
                 // SAFETY: the page is DLM memory whose data is now on its server (or never written).
@@ -128,7 +152,7 @@ impl Pager {
         let mut sends = Vec::new();
         for (first, count) in blocks.dirty_runs(self.page_size / self.block) {
             let (at, len) = (frame + first * self.block, count * self.block);
-            self.uffd.protect(at as *mut u8, len);
+            self.staging.protect(at as *mut u8, len);
             self.job.send(
                 home.server as usize,
                 Request::Put { at: self.home_address(home) + (at - frame) as u64, len: len as u64 },
@@ -147,12 +171,12 @@ impl Pager {
 
     /// Write-protects a dirty page and starts sending it home; it is clean once the send
     /// finishes.
-    pub(super) fn send_home(&mut self, index: usize) -> Transfer {
+    pub(super) fn send_home(&mut self, index: usize, incoming: Option<Incoming>) -> Transfer {
         let span = self.span(index);
-        self.uffd.protect(span.ptr(), span.len);
+        self.staging.protect(span.ptr(), span.len);
         // SAFETY: the page is write-protected and stays mapped until the send is finished
         // (eviction and writers' faults finish it first), so its bytes are stable.
-        unsafe { self.start_put(index, span.ptr(), span.len) }
+        unsafe { self.start_put(index, span.ptr(), span.len, incoming) }
     }
 
     /// Starts sending page `index`'s data, `len` bytes at `data`, to its home (given one now
@@ -160,10 +184,16 @@ impl Pager {
     ///
     /// # Safety
     /// `[data, data+len)` must stay unchanged until the send is finished.
-    pub(super) unsafe fn start_put(&mut self, index: usize, data: *const u8, len: usize) -> Transfer {
+    pub(super) unsafe fn start_put(
+        &mut self,
+        index: usize,
+        data: *const u8,
+        len: usize,
+        incoming: Option<Incoming>,
+    ) -> Transfer {
         let home = match self.pages[index].home() {
             Some(home) => home,
-            None => self.assign_home(index),
+            None => self.assign_home(index, incoming),
         };
         let at = self.home_address(home) + self.span(index).offset as u64;
         self.job.send(home.server as usize, Request::Put { at, len: len as u64 });
@@ -178,10 +208,10 @@ impl Pager {
     pub(super) fn clean_ahead(&mut self) {
         for position in 0..CLEAN_AHEAD.min(self.resident.len().saturating_sub(1)) {
             let index = self.resident[position] as usize;
-            if self.pages[index].state != State::Dirty || !self.can_evict(index) {
+            if self.pages[index].state != State::Dirty || !self.can_evict(index, None) {
                 continue;
             }
-            let send = self.send_home(index);
+            let send = self.send_home(index, None);
             self.pages[index].state = State::Cleaning;
             self.cleanings.push_back((index as u32, send));
         }
@@ -244,13 +274,15 @@ impl Pager {
     }
 
     /// Finds a server slot for `index`: a free one on the server that is least full for its
-    /// capacity (`ServerSlots::take`), or else one taken over from a wholly resident page.
-    pub(super) fn assign_home(&mut self, index: usize) -> Home {
+    /// capacity (`ServerSlots::take`), or else one taken over from a wholly resident page or
+    /// from the staged incoming page.
+    pub(super) fn assign_home(&mut self, index: usize, incoming: Option<Incoming>) -> Home {
         if let Some((server, slot)) = self.slots.take() {
             return Home { server: server as u16, slot };
         }
         let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));
-        let donor = donor.or(self.staged_donor(index));
+        let staged = Self::staged_donor(index, incoming).filter(|&i| self.pages[i].home().is_some());
+        let donor = donor.or(staged);
         let Some(donor) = donor else {
             fatal("the memory servers are full although the allocation limit was respected");
         };

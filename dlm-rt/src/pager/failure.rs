@@ -2,6 +2,7 @@
 //! would be closed, the kernel would unregister the DLM range, and threads waiting in a fault
 //! would go on reading fresh zero pages instead of their data. A panic there ends the process
 //! with the panic's message, written straight to fd 2 (no lock a faulting thread may hold).
+//! A failed system call on the pager thread ends it the same way, in one place: [`or_fatal`].
 
 use std::cell::Cell;
 use std::panic::PanicHookInfo;
@@ -27,6 +28,18 @@ pub fn enter_pager_thread() -> AbortOnUnwind {
     });
     ON_PAGER_THREAD.set(true);
     AbortOnUnwind
+}
+
+/// Whether the calling thread is the pager thread. Its own I/O never asks for a hold (it would
+/// wait for itself): its transfers read and write DLM pages it manages itself.
+pub fn on_pager_thread() -> bool {
+    ON_PAGER_THREAD.get()
+}
+
+/// The value of a system call on the pager thread, or the end of the process saying what
+/// failed: the pager cannot serve faults with a half-done step behind it.
+pub fn or_fatal<T>(result: std::io::Result<T>, step: &str) -> T {
+    result.unwrap_or_else(|e| crate::sys::fatal(&format!("{step} failed: {e}")))
 }
 
 /// Aborts the process if dropped while its thread unwinds.

@@ -1,10 +1,11 @@
 //! Bringing pages in: the granularity rule (whole page or one block), streams' read-ahead,
 //! the one install path for whole pages, and completing a partial page.
 
+use super::evict::Incoming;
 use super::page::{Blocks, Home, State};
+use super::staging::{Placement, Slot};
 use super::streams::{Edge, Run};
 use super::{Pager, ReadAhead, Span, DENSE_FRACTION, READ_AHEAD_BYTES, RESERVED_SLOTS, STREAM_EDGE};
-use crate::staging::{Placement, Slot};
 use crate::stats::Counters;
 use crate::sys::fatal;
 use crate::transport::Transfer;
@@ -158,9 +159,7 @@ impl Pager {
         // Fetched before room is made: with every server slot taken, eviction may then give
         // this page's slot to the victim (its data is safe in the staging slot).
         let fetched = self.fetch_whole(index, span);
-        self.donor_in_staging = fetched.map(|_| index);
-        self.make_room(span.len, index);
-        self.donor_in_staging = None;
+        self.make_room(span.len, if fetched.is_some() { Incoming::Staged(index) } else { Incoming::Unfetched(index) });
         let page = self.pages[index];
         // A read maps the page write-protected so that its first write is seen; a write maps it
         // writable at once and the page is dirty, and so does a read of a page with the hint.
@@ -171,7 +170,7 @@ impl Pager {
                 // A page whose slot was given away holds the only copy of its data.
                 dirty |= page.home().is_none();
                 // SAFETY: the finished transfer wrote the span's bytes of the slot.
-                unsafe { self.staging.install(&self.uffd, slot, (span.offset, span.len), span.ptr(), write_protect) }
+                unsafe { self.staging.install(slot, (span.offset, span.len), span.ptr(), write_protect) }
             }
             None if page.state == State::Stashed => {
                 dirty = true;
@@ -215,9 +214,9 @@ impl Pager {
         let offset = span.start - segment.base;
         // SAFETY: the page's offset in its segment is inside the equally long stash, and the page
         // lies in a registered range.
-        let installed = unsafe { self.uffd.install(stash.base().add(offset), span.ptr(), span.len, write_protect) };
+        let placement = unsafe { self.staging.copy_in(stash.base().add(offset), span.ptr(), span.len, write_protect) };
         stash.discard(offset, span.len);
-        Placement::copied(installed)
+        placement
     }
 
     pub(super) fn install_zeros(&mut self, span: Span, write_protect: bool) -> Placement {
@@ -226,12 +225,11 @@ impl Pager {
             // SAFETY: the slot is ours and a page long; the page is DLM memory.
             Some(slot) => unsafe {
                 std::ptr::write_bytes(self.staging.ptr(slot).add(span.offset), 0, span.len);
-                self.staging.install(&self.uffd, slot, (span.offset, span.len), span.ptr(), write_protect)
+                self.staging.install(slot, (span.offset, span.len), span.ptr(), write_protect)
             },
             None => {
                 // SAFETY: `zeros` is a page long; the page is DLM memory.
-                let installed = unsafe { self.uffd.install(self.zeros.as_ptr(), span.ptr(), span.len, write_protect) };
-                Placement::copied(installed)
+                unsafe { self.staging.copy_in(self.zeros.as_ptr(), span.ptr(), span.len, write_protect) }
             }
         }
     }
@@ -249,14 +247,14 @@ impl Pager {
 
     /// Brings only the block at `addr` of page `index` (which has a home): an isolated fault.
     pub(super) fn fetch_block(&mut self, index: usize, addr: usize, write: bool) {
-        if !self.room_without_donor(self.block, index) {
+        if !self.room_without_donor(self.block, Incoming::Unfetched(index)) {
             // Only a page fetched whole can give its server slot to an evicted page.
             return match self.pages[index].state {
                 State::Partial => self.complete_partial(index, write),
                 _ => self.page_in(index, write),
             };
         }
-        self.make_room(self.block, index);
+        self.make_room(self.block, Incoming::Unfetched(index));
         let span = self.span(index);
         let page = self.pages[index];
         let home = page.home().expect("blocks are fetched only for pages with a home");
@@ -275,8 +273,11 @@ impl Pager {
             unsafe { self.job.start_get(home.server as usize, at, self.block_buffer.as_mut_ptr(), self.block) };
         self.job.finish(&mut transfer);
         let write_protect = !(write || page.write_hint);
+        let block_ptr = block_addr as *mut u8;
         // SAFETY: the buffer holds the block; the block lies in the registered page.
-        if !unsafe { self.uffd.install(self.block_buffer.as_ptr(), block_addr as *mut u8, self.block, write_protect) } {
+        let placement =
+            unsafe { self.staging.copy_in(self.block_buffer.as_ptr(), block_ptr, self.block, write_protect) };
+        if placement == Placement::AlreadyMapped {
             fatal(&format!("DLM block at {block_addr:#x} was mapped behind the pager's back"));
         }
         let blocks = self.partial.get_mut(&(index as u32)).expect("just made partial");
@@ -308,15 +309,14 @@ impl Pager {
         self.job.finish(&mut transfer);
         // With all its data local or in the slot, this page may give its server slot away
         // while room is made; it stays in the queue (kept).
-        self.donor_in_staging = Some(index);
-        self.make_room(absent_bytes, index);
-        self.donor_in_staging = None;
+        self.make_room(absent_bytes, Incoming::Staged(index));
         let dirty = write || blocks.any_dirty() || self.pages[index].home().is_none();
         for (at, len) in missing {
             // SAFETY: the slot holds the whole page; each run lies in the page and is missing.
-            unsafe {
-                let from = self.staging.ptr(slot).add(at - frame);
-                self.uffd.install(from, at as *mut u8, len, !write);
+            let from = unsafe { self.staging.ptr(slot).add(at - frame) };
+            // SAFETY: as above.
+            if unsafe { self.staging.copy_in(from, at as *mut u8, len, !write) } == Placement::AlreadyMapped {
+                fatal(&format!("DLM page {index} was partly mapped behind the pager's back"));
             }
         }
         self.staging.release(slot, true);

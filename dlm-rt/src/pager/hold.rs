@@ -77,7 +77,7 @@ impl Pager {
             }
             // Blocks installed by earlier reads may still be write-protected.
             let span = self.span(index);
-            self.uffd.unprotect(span.ptr(), span.len);
+            self.staging.unprotect(span.ptr(), span.len);
             let page = &mut self.pages[index];
             page.state = State::Dirty;
             page.written = true;

@@ -1,6 +1,6 @@
 //! `DlmVec`: a growable vector of `Copy` elements in DLM memory.
 
-use crate::boxed::allocate_zeroed;
+use super::boxed::allocate_zeroed;
 use crate::error::Error;
 use crate::runtime;
 use std::ops::{Deref, DerefMut};

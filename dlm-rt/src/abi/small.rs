@@ -2,7 +2,7 @@
 //! allocates, packed densely into DLM pages by mimalloc (a well-kept allocator, built from its
 //! C source by `libmimalloc-sys`; it replaces no allocator of the process).
 //!
-//! The DLM range ends with an address range set aside for this heap ([`arena_len`]: the limit,
+//! The DLM range ends with an address range set aside for this heap (`heap::arena`: the limit,
 //! up to 15 GiB). The first small allocation hands it to mimalloc as an exclusive arena with a
 //! commit function: mimalloc asks to "commit" each span before it touches it, and the commit
 //! charges the DLM pages under the span against the limit (budget + servers' capacity) that big
@@ -27,21 +27,15 @@
 //! freed. After DLM has shut down (its memory is gone) and in a forked child (which has no DLM
 //! memory), freeing such a block does nothing.
 
+use crate::heap::arena;
+pub use crate::heap::arena::owns;
 use crate::runtime;
 use libmimalloc_sys as mi;
 use std::ffi::{c_int, c_void};
-use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 
-/// mimalloc's arenas start on a 64 KiB slice (`mi_arena_min_alignment`).
-pub const ARENA_ALIGN: usize = 64 << 10;
-/// mimalloc's arenas are whole multiples of 32 MiB (`mi_arena_min_size`).
-const ARENA_UNIT: usize = 32 << 20;
-/// The largest arena mimalloc accepts: its metadata (136 bytes per 64 KiB slice, and bitmaps)
-/// must fit in 32 MiB, which 16 GiB exceeds. The small-block heap holds at most this much.
-const ARENA_MAX: u64 = 15 << 30;
 /// Alignments mimalloc serves inside an arena (it takes larger ones from the OS, which an
 /// exclusive arena refuses).
 const ALIGN_MAX: usize = 64 << 10;
@@ -75,42 +69,14 @@ extern "C" {
     ) -> bool;
 }
 
-/// The arena's range, `[start, end)`; set when DLM starts, kept after it stops (so that a late
-/// `free` of a small block is recognised).
-static RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// The mimalloc heap over the arena, once made.
 static HEAP: AtomicPtr<mi::mi_heap_t> = AtomicPtr::new(std::ptr::null_mut());
 /// Whether making the heap was tried (it is tried once), under which it is made.
 static SETUP: Mutex<bool> = Mutex::new(false);
 /// Set when making the heap failed: small blocks then come from the C library.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
-/// Small blocks that came from the C library while DLM ran: the limit was reached (or
-/// mimalloc refused the arena).
-static IN_LIBC: AtomicU64 = AtomicU64::new(0);
+/// Whether the first small block that the C library had to take (DLM memory full) was said.
 static SAID_FULL: AtomicBool = AtomicBool::new(false);
-
-/// The length of the small-block arena for a limit (budget + servers' capacity) of `limit`
-/// bytes: the limit (the heap can never hold more), at most 15 GiB, in whole arena units.
-pub fn arena_len(limit: u64) -> usize {
-    (limit.min(ARENA_MAX) as usize).next_multiple_of(ARENA_UNIT).max(ARENA_UNIT)
-}
-
-/// Sets the arena's range, `len` bytes from `start` (which is [`ARENA_ALIGN`]-aligned).
-pub fn set_range(start: usize, len: usize) {
-    RANGE[1].store(start + len, Ordering::Relaxed);
-    RANGE[0].store(start, Ordering::Release);
-}
-
-/// Whether `ptr` lies in the arena (a small block, live or not).
-pub fn owns(ptr: *const c_void) -> bool {
-    let start = RANGE[0].load(Ordering::Acquire);
-    start != 0 && (start..RANGE[1].load(Ordering::Relaxed)).contains(&(ptr as usize))
-}
-
-/// How many small blocks came from the C library while DLM ran (see `IN_LIBC`).
-pub fn blocks_in_libc() -> u64 {
-    IN_LIBC.load(Ordering::Relaxed)
-}
 
 /// Whether the arena may be used now: DLM runs, this is not a forked child, and the kernel's
 /// accesses fault to the pager. In user-only mode they do not: the system calls that take a
@@ -118,7 +84,7 @@ pub fn blocks_in_libc() -> u64 {
 /// would fail with `EFAULT` on a page that is not resident, so small blocks stay in the C
 /// library there.
 fn usable() -> bool {
-    runtime::is_running() && !crate::sys::is_forked_child() && !crate::held::kernel_faults_fail()
+    runtime::is_running() && !crate::sys::is_forked_child() && !runtime::holds::kernel_faults_fail()
 }
 
 /// The heap over the arena, made on first use; `None` if DLM memory cannot be used now (or
@@ -136,7 +102,7 @@ fn heap() -> Option<NonNull<mi::mi_heap_t>> {
         }
     });
     if heap.is_none() {
-        IN_LIBC.fetch_add(1, Ordering::Relaxed);
+        crate::stats::note_small_block_in_libc();
     }
     heap
 }
@@ -148,8 +114,8 @@ fn make_heap() -> Option<NonNull<mi::mi_heap_t>> {
         return NonNull::new(HEAP.load(Ordering::Acquire));
     }
     *tried = true;
-    let start = RANGE[0].load(Ordering::Acquire);
-    let len = RANGE[1].load(Ordering::Relaxed) - start;
+    let range = arena::range()?;
+    let (start, len) = (range.start, range.len());
     // SAFETY: options are set before the arena exists, under SETUP; the arena is a range of the
     // DLM mapping that nothing else uses, mapped read-write for as long as the process lives.
     let heap = unsafe {
@@ -202,7 +168,7 @@ unsafe extern "C" fn commit_dlm_pages(
 
 /// Counts a small block that the C library had to take, saying why the first time.
 fn note_in_libc() {
-    IN_LIBC.fetch_add(1, Ordering::Relaxed);
+    crate::stats::note_small_block_in_libc();
     if !SAID_FULL.swap(true, Ordering::Relaxed) {
         eprintln!(
             "dlm: DLM memory is full (local budget + memory servers): further small blocks come from the C library"
@@ -286,52 +252,15 @@ pub unsafe fn usable_size(ptr: NonNull<c_void>) -> usize {
     unsafe { mi::mi_usable_size(ptr.as_ptr()) }
 }
 
-/// The DLM pages of the arena charged against the limit so far: mimalloc commits spans of
-/// 64 KiB slices, the pager holds whole DLM pages, so each DLM page under a committed span is
-/// charged once.
-pub struct ChargedPages {
-    /// Index (in DLM pages from the start of the DLM range) of the arena's first page.
-    first: usize,
-    bits: Vec<u64>,
-}
-
-impl ChargedPages {
-    /// For an arena over DLM pages `pages`.
-    pub fn new(pages: Range<usize>) -> Self {
-        ChargedPages { first: pages.start, bits: vec![0; pages.len().div_ceil(64)] }
-    }
-
-    /// Charges the pages in `pages` not charged yet: `reserve` is asked for how many there are
-    /// and the pages are marked only if it agrees. Returns the count charged.
-    pub fn charge<E>(&mut self, pages: Range<usize>, reserve: impl FnOnce(usize) -> Result<(), E>) -> Result<usize, E> {
-        let indices = pages.start - self.first..pages.end - self.first;
-        let fresh = indices.clone().filter(|&i| self.bits[i / 64] & (1 << (i % 64)) == 0).count();
-        if fresh > 0 {
-            reserve(fresh)?;
-            for i in indices {
-                self.bits[i / 64] |= 1 << (i % 64);
-            }
-        }
-        Ok(fresh)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn arena_is_the_limit_in_whole_units_up_to_15_gib() {
-        assert_eq!(arena_len(1), 32 << 20);
-        assert_eq!(arena_len(100 << 20), 128 << 20);
-        assert_eq!(arena_len(1 << 40), 15 << 30);
-    }
-
-    #[test]
     fn constants_match_the_vendored_mimalloc() {
         // SAFETY: plain getters.
         unsafe {
-            assert_eq!(ARENA_UNIT, mi::mi_arena_min_size());
+            assert_eq!(arena::ARENA_UNIT, mi::mi_arena_min_size());
             // The options' defaults (mimalloc's options.c) identify their indices.
             assert_eq!(mi::mi_option_get(option::PURGE_DELAY), 1000);
             assert_eq!(mi::mi_option_get(option::PAGE_COMMIT_ON_DEMAND - 4), 2); // page_full_retain
@@ -347,9 +276,9 @@ mod tests {
         unsafe extern "C" fn commit(_: bool, _: *mut c_void, _: usize, _: *mut bool, _: *mut c_void) -> bool {
             true
         }
-        let len = arena_len(u64::MAX);
-        let mapping = crate::sys::Mapping::reserve(len + ARENA_ALIGN).unwrap();
-        let start = (mapping.base() as usize).next_multiple_of(ARENA_ALIGN);
+        let len = arena::arena_len(u64::MAX);
+        let mapping = crate::sys::Mapping::reserve(len + arena::ARENA_ALIGN).unwrap();
+        let start = (mapping.base() as usize).next_multiple_of(arena::ARENA_ALIGN);
         let mut arena: mi::mi_arena_id_t = std::ptr::null_mut();
         // SAFETY: a fresh mapping that nothing else uses, kept for the rest of the process (the
         // arena cannot be handed back), the commit function a stand-in that touches nothing.
@@ -369,18 +298,5 @@ mod tests {
         };
         std::mem::forget(mapping);
         assert!(managed, "mimalloc refused an arena of {len} bytes");
-    }
-
-    #[test]
-    fn charges_each_page_once_and_only_when_reserved() {
-        fn expect(pages: usize) -> impl FnOnce(usize) -> Result<(), &'static str> {
-            move |n| if n == pages { Ok(()) } else { Err("asked for the wrong count") }
-        }
-        let mut charged = ChargedPages::new(10..200);
-        assert_eq!(charged.charge(10..12, expect(2)), Ok(2));
-        assert_eq!(charged.charge(11..14, expect(2)), Ok(2));
-        assert_eq!(charged.charge(20..90, |_| Err("full")), Err("full"));
-        assert_eq!(charged.charge(10..14, expect(0)), Ok(0));
-        assert_eq!(charged.charge(20..90, expect(70)), Ok(70));
     }
 }

@@ -1,4 +1,7 @@
-//! Byte sizes as users write them: `4096`, `256K`, `1.5G` is not accepted, `4GiB` is.
+//! Byte sizes as DLM's users write them (`4096`, `256K`, `4GiB`; `1.5G` is not accepted) and
+//! read them (`256 MiB`, `1.50 GiB`): [`parse_size`] and [`Bytes`], shared by the runtime,
+//! dlmcc and the `dlm` command so that every front end reads and prints sizes alike. It is
+//! its own crate so that dlmcc can read `--dlm-threshold=1M` without linking the runtime.
 
 use std::fmt;
 

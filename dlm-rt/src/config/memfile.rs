@@ -7,7 +7,7 @@
 //! ```
 //! One server per line; the same host may appear on several lines (one server each).
 
-use crate::size::{parse_size, SizeError};
+use dlm_units::{parse_size, SizeError};
 use std::path::{Path, PathBuf};
 
 /// One memory server: where it runs and the most it may hold.

@@ -1,8 +1,9 @@
 //! The raw fault-path ceiling that the benchmark suite (`examples/dlmbench.rs`) compares the
 //! pager against: the pager's own install and eviction steps, with no transfer and no servers.
+//! Built only with the `bench` feature: benchmark code, not part of the library's API.
 
-use crate::staging::Staging;
-use crate::sys::{discard, poll_readable, FaultFd, Mapping};
+use crate::pager::Staging;
+use crate::sys::{discard, poll_readable, FaultEvents, FaultFd, Mapping};
 use std::io;
 use std::time::Instant;
 
@@ -14,17 +15,18 @@ use std::time::Instant;
 /// while the sweep waits in the fault.
 pub fn userfaultfd_sweep(bytes: usize, page: usize, allow_moves: bool) -> io::Result<f64> {
     let region = Mapping::reserve(bytes)?;
-    let mut uffd = FaultFd::register(&region)?;
-    let mut staging = Staging::new(2, page, &uffd, allow_moves)?;
+    let uffd = FaultFd::register(&region)?;
+    let mut staging = Staging::new(2, page, uffd, allow_moves)?;
     let base = region.base() as usize;
     let pages = bytes / page;
     let handler = std::thread::spawn(move || {
+        let mut events = FaultEvents::new();
         let mut faults = Vec::new();
         let mut served = 0;
         while served < pages {
-            poll_readable([uffd.raw_fd()], -1);
+            poll_readable([staging.uffd().raw_fd()], -1);
             faults.clear();
-            uffd.read_faults(&mut faults).expect("reading faults");
+            staging.uffd().read_faults(&mut events, &mut faults).expect("reading faults");
             for fault in &faults {
                 let index = (fault.addr - base) / page;
                 let at = (base + index * page) as *mut u8;
@@ -33,14 +35,14 @@ pub fn userfaultfd_sweep(bytes: usize, page: usize, allow_moves: bool) -> io::Re
                 unsafe {
                     if index > 0 {
                         let previous = at.sub(page);
-                        match staging.move_out(&uffd, previous, 0, page) {
+                        match staging.move_out(previous, 0, page) {
                             Some(slot) => staging.release(slot, true),
                             None => discard(previous, page),
                         }
                     }
                     let slot = staging.take().expect("two slots, one held at a time");
                     std::ptr::write_bytes(staging.ptr(slot), 1, page);
-                    staging.install(&uffd, slot, (0, page), at, false);
+                    staging.install(slot, (0, page), at, false);
                 }
                 served += 1;
             }

@@ -1,5 +1,8 @@
-//! The pager's staging slots: page-sized buffers of one mapping where pages are received from
-//! the servers and, where the kernel can move pages (`UFFDIO_MOVE`), where evicted pages go.
+//! Where pages enter and leave the DLM range: the pager's userfaultfd, and its staging slots,
+//! page-sized buffers of one mapping where pages are received from the servers and, where the
+//! kernel can move pages (`UFFDIO_MOVE`), where evicted pages go. [`Staging`] owns both, so
+//! every install, move, protect and wake goes through it, and a failed one ends the process
+//! here (`failure::or_fatal`).
 //!
 //! Moving recycles physical pages: an evicted page is moved (not copied) into a free slot, the
 //! next fetched page is received into a slot that holds such pages, and then moved into place.
@@ -7,7 +10,8 @@
 //! `MADV_DONTNEED` cost (docs/PERFORMANCE.md has the measurement). Without `UFFDIO_MOVE`, or if
 //! the kernel refuses a move, the slots are plain buffers and pages are copied in.
 
-use crate::sys::{FaultFd, Mapping, HUGE_PAGE};
+use super::failure::or_fatal;
+use crate::sys::{fatal, FaultFd, Mapping, MoveError, HUGE_PAGE};
 use std::io;
 
 /// Smaller pages are copied: a move costs a TLB shootdown per 4 KiB page, which outweighs the
@@ -25,12 +29,12 @@ pub enum Placement {
 }
 
 impl Placement {
-    /// The placement of a copy that did (`true`) or did not happen.
-    pub fn copied(installed: bool) -> Self {
-        if installed {
-            Placement::Copied
-        } else {
-            Placement::AlreadyMapped
+    /// The placement of a copy (`UFFDIO_COPY`): done, or refused because the range was mapped.
+    fn copied(result: io::Result<()>) -> Self {
+        match result {
+            Ok(()) => Placement::Copied,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Placement::AlreadyMapped,
+            Err(e) => fatal(&format!("UFFDIO_COPY failed: {e}")),
         }
     }
 }
@@ -40,6 +44,7 @@ impl Placement {
 pub struct Slot(u32);
 
 pub struct Staging {
+    uffd: FaultFd,
     slots: Mapping,
     page_size: usize,
     /// Free slots whose pages are allocated (they hold an evicted page's memory, or old data).
@@ -55,7 +60,7 @@ pub struct Staging {
 impl Staging {
     /// `count` slots of `page_size`; pages are moved if `allow_moves`, the pages are large
     /// enough and the kernel can.
-    pub fn new(count: usize, page_size: usize, uffd: &FaultFd, allow_moves: bool) -> io::Result<Self> {
+    pub fn new(count: usize, page_size: usize, uffd: FaultFd, allow_moves: bool) -> io::Result<Self> {
         // Slots of whole huge pages hold one transparent huge page each, moved as one PMD.
         let huge = page_size.is_multiple_of(HUGE_PAGE);
         let slots = if huge { Mapping::reserve_huge(count * page_size)? } else { Mapping::reserve(count * page_size)? };
@@ -64,7 +69,51 @@ impl Staging {
         let moves =
             allow_moves && page_size >= MIN_MOVED_PAGE && uffd.can_move() && uffd.register_staging(&slots).is_ok();
         let empty = (0..count as u32).rev().map(Slot).collect();
-        Ok(Staging { slots, page_size, filled: Vec::with_capacity(count), empty, moves, huge: huge && moves })
+        Ok(Staging { uffd, slots, page_size, filled: Vec::with_capacity(count), empty, moves, huge: huge && moves })
+    }
+
+    /// The pager's userfaultfd.
+    pub fn uffd(&self) -> &FaultFd {
+        &self.uffd
+    }
+
+    /// Write-protects a resident range: later writes fault to the pager.
+    pub fn protect(&self, start: *mut u8, len: usize) {
+        or_fatal(self.uffd.protect(start, len), "UFFDIO_WRITEPROTECT");
+    }
+
+    /// Lifts write protection from a resident range and wakes the writers.
+    pub fn unprotect(&self, start: *mut u8, len: usize) {
+        or_fatal(self.uffd.unprotect(start, len), "UFFDIO_WRITEPROTECT (lifting it)");
+    }
+
+    /// Wakes the threads waiting on a range so that they retry their access.
+    pub fn wake(&self, start: *mut u8, len: usize) {
+        or_fatal(self.uffd.wake(start, len), "UFFDIO_WAKE");
+    }
+
+    /// Copies `len` bytes from `src` into the missing range at `dst` and wakes its waiters; with
+    /// `write_protect` the new pages are mapped write-protected.
+    ///
+    /// # Safety
+    /// `src` must be readable for `len` bytes; `dst..dst+len` must lie in a registered range.
+    pub unsafe fn copy_in(&self, src: *const u8, dst: *mut u8, len: usize, write_protect: bool) -> Placement {
+        // SAFETY: as the caller guarantees.
+        Placement::copied(unsafe { self.uffd.install(src, dst, len, write_protect) })
+    }
+
+    /// Moves pages as [`FaultFd::move_pages`] does; a move that stopped part-way ends the process
+    /// (a page would be in two places).
+    ///
+    /// # Safety
+    /// As for [`FaultFd::move_pages`].
+    unsafe fn move_pages(&self, src: *mut u8, dst: *mut u8, len: usize, wake: bool) -> io::Result<()> {
+        // SAFETY: as the caller guarantees.
+        match unsafe { self.uffd.move_pages(src, dst, len, wake) } {
+            Ok(()) => Ok(()),
+            Err(MoveError::NotMoved(e)) => Err(e),
+            Err(MoveError::PartWay(e)) => fatal(&format!("UFFDIO_MOVE failed part-way through a DLM page: {e}")),
+        }
     }
 
     pub fn ptr(&self, slot: Slot) -> *mut u8 {
@@ -134,7 +183,7 @@ impl Staging {
     ///
     /// # Safety
     /// `page` must be a resident DLM page that nobody may read at its address any more.
-    pub unsafe fn move_out(&mut self, uffd: &FaultFd, page: *mut u8, offset: usize, len: usize) -> Option<Slot> {
+    pub unsafe fn move_out(&mut self, page: *mut u8, offset: usize, len: usize) -> Option<Slot> {
         if !self.moves {
             return None;
         }
@@ -145,14 +194,14 @@ impl Staging {
             Some(slot)
         })?;
         // SAFETY: the slot is empty and ours; the caller gives up the page.
-        match unsafe { uffd.move_pages(page, self.ptr(slot).add(offset), len, false) } {
+        match unsafe { self.move_pages(page, self.ptr(slot).add(offset), len, false) } {
             Ok(()) => {
                 // A part of the page that the kernel swapped out moves as a swap entry and keeps
                 // its write-protect marker (a present page moves writable). The pager writes
                 // into this slot later (a receive, zeros): with the marker, that write would
                 // fault to the pager thread itself.
                 // SAFETY: the slot is ours; offset + len lies inside it.
-                uffd.unprotect(unsafe { self.ptr(slot).add(offset) }, len);
+                self.unprotect(unsafe { self.ptr(slot).add(offset) }, len);
                 Some(slot)
             }
             Err(_) => {
@@ -172,7 +221,6 @@ impl Staging {
     /// be a DLM page.
     pub unsafe fn install(
         &mut self,
-        uffd: &FaultFd,
         slot: Slot,
         (offset, len): (usize, usize),
         page: *mut u8,
@@ -182,11 +230,11 @@ impl Staging {
         let data = unsafe { self.ptr(slot).add(offset) };
         if self.moves {
             // SAFETY: the slot's pages are ours and written; the page lies in a registered range.
-            match unsafe { uffd.move_pages(data, page, len, !write_protect) } {
+            match unsafe { self.move_pages(data, page, len, !write_protect) } {
                 Ok(()) => {
                     if write_protect {
-                        uffd.protect(page, len);
-                        uffd.wake(page, len);
+                        self.protect(page, len);
+                        self.wake(page, len);
                     }
                     if len < self.page_size {
                         // SAFETY: the rest of the slot is ours and unused.
@@ -207,8 +255,8 @@ impl Staging {
             }
         }
         // SAFETY: the slot is readable for `len` bytes; the page lies in a registered range.
-        let installed = unsafe { uffd.install(data, page, len, write_protect) };
+        let placement = unsafe { self.copy_in(data, page, len, write_protect) };
         self.filled.push(slot);
-        Placement::copied(installed)
+        placement
     }
 }

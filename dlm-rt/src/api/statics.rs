@@ -91,7 +91,7 @@ impl<T> DlmStatic<T> {
         if !ptr.is_null() {
             return ptr;
         }
-        let block = crate::boxed::allocate_zeroed(size_of::<T>(), align_of::<T>())
+        let block = super::boxed::allocate_zeroed(size_of::<T>(), align_of::<T>())
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
             .cast::<T>();
         if let Some(init) = self.init {

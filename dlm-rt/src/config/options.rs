@@ -2,9 +2,9 @@
 //! `--` on the program's command line (`./prog in.dat -- -l 256M -m 4G memfile`).
 //! Arguments after `--` win over the environment.
 
-use crate::memfile::{Memfile, MemfileError};
-use crate::size::{parse_size, Bytes, SizeError};
+use super::memfile::{Memfile, MemfileError};
 use clap::{CommandFactory, Parser};
+use dlm_units::{parse_size, Bytes, SizeError};
 use std::path::PathBuf;
 
 /// The DLM page sizes tried, largest first, when `DLM_PAGE_SIZE` is not set: a transparent
@@ -122,28 +122,35 @@ pub fn from_env_and_args<I>(env: I, argv: &[String]) -> Result<(Config, usize), 
 where
     I: IntoIterator<Item = (String, String)>,
 {
-    let split = argv.iter().skip(1).position(|a| a == "--").map_or(argv.len(), |i| i + 1);
-    let cli = if split < argv.len() {
-        DlmArgs::try_parse_from(&argv[split + 1..]).map_err(|e| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp => ConfigError::HelpRequested(e.render().to_string()),
-            _ => {
-                let error = e.render().to_string();
-                let first = error.lines().next().unwrap_or_default();
-                ConfigError::Usage(format!("{first}\n\n{}", DlmArgs::command().render_help()))
-            }
-        })?
-    } else {
-        DlmArgs::try_parse_from(std::iter::empty::<String>()).expect("no arguments always parse")
-    };
+    let (mut args, split) = args_after_dashes(argv)?;
+    let pager_panic_at = apply_env(&mut args, env)?;
+    Ok((args.into_config(pager_panic_at)?, split))
+}
 
-    let mut local_budget = cli.local_mem;
-    let mut server_mem = cli.server_mem;
-    let mut page_size = cli.page_size;
-    let mut stats = cli.stats;
-    let mut stats_json = cli.stats_json;
-    let mut memfile_path = cli.memfile;
-    let mut spawn_timeout = cli.spawn_timeout;
-    let mut move_pages = !cli.copy_pages;
+/// The DLM options after the first `--` of `argv` (none if there is none), and where they start.
+fn args_after_dashes(argv: &[String]) -> Result<(DlmArgs, usize), ConfigError> {
+    let split = argv.iter().skip(1).position(|a| a == "--").map_or(argv.len(), |i| i + 1);
+    if split == argv.len() {
+        return Ok((DlmArgs::try_parse_from(std::iter::empty::<String>()).expect("no arguments always parse"), split));
+    }
+    let args = DlmArgs::try_parse_from(&argv[split + 1..]).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp => ConfigError::HelpRequested(e.render().to_string()),
+        _ => {
+            let error = e.render().to_string();
+            let first = error.lines().next().unwrap_or_default();
+            ConfigError::Usage(format!("{first}\n\n{}", DlmArgs::command().render_help()))
+        }
+    })?;
+    Ok((args, split))
+}
+
+/// Fills in from the `DLM_*` variables of `env` what the command line left open (the command
+/// line wins); returns the test-only `DLM_TEST_PAGER_PANIC` fault. An unknown `DLM_*` name is
+/// an error, so a typo does not pass unnoticed.
+fn apply_env<I>(args: &mut DlmArgs, env: I) -> Result<Option<u64>, ConfigError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
     let mut pager_panic_at = None;
     for (name, value) in env {
         let Some(known) = ENV_VARS.iter().find(|k| **k == name) else {
@@ -160,17 +167,17 @@ where
             _ => Err(ConfigError::BadFlag { name: known, value: value.clone() }),
         };
         match *known {
-            "DLM_MEMFILE" => memfile_path = memfile_path.or(Some(PathBuf::from(&value))),
-            "DLM_LOCAL_MEM" => local_budget = local_budget.or(Some(size()?)),
-            "DLM_SERVER_MEM" => server_mem = server_mem.or(Some(size()?)),
-            "DLM_PAGE_SIZE" => page_size = page_size.or(Some(size()?)),
-            "DLM_STATS" => stats |= flag()?,
-            "DLM_MOVE_PAGES" => move_pages &= flag()?,
-            "DLM_STATS_JSON" => stats_json = stats_json.or(Some(PathBuf::from(&value))),
+            "DLM_MEMFILE" => args.memfile = args.memfile.take().or(Some(PathBuf::from(&value))),
+            "DLM_LOCAL_MEM" => args.local_mem = args.local_mem.or(Some(size()?)),
+            "DLM_SERVER_MEM" => args.server_mem = args.server_mem.or(Some(size()?)),
+            "DLM_PAGE_SIZE" => args.page_size = args.page_size.or(Some(size()?)),
+            "DLM_STATS" => args.stats |= flag()?,
+            "DLM_MOVE_PAGES" => args.copy_pages |= !flag()?,
+            "DLM_STATS_JSON" => args.stats_json = args.stats_json.take().or(Some(PathBuf::from(&value))),
             "DLM_SPAWN_TIMEOUT" => {
                 let seconds =
                     value.parse().map_err(|_| ConfigError::BadSeconds { name: known, value: value.clone() })?;
-                spawn_timeout = spawn_timeout.or(Some(seconds));
+                args.spawn_timeout = args.spawn_timeout.or(Some(seconds));
             }
             "DLM_TEST_PAGER_PANIC" => {
                 let fault = value.parse().map_err(|_| ConfigError::BadCount { name: known, value: value.clone() })?;
@@ -179,35 +186,40 @@ where
             _ => unreachable!("every name in ENV_VARS is handled"),
         }
     }
+    Ok(pager_panic_at)
+}
 
-    let system = crate::sys::system_page_size();
-    let memfile = memfile_path.map(|p| Memfile::load(&p)).transpose()?;
-    let page_size = page_size.unwrap_or_else(|| default_page_size(local_budget, memfile.as_ref(), system));
-    if page_size == 0 || page_size % system as u64 != 0 || page_size > 1 << 30 {
-        return Err(ConfigError::PageSize { page_size, system });
-    }
-    let page_size = page_size as usize;
-    if let Some(budget) = local_budget {
-        if budget < 2 * page_size as u64 {
-            return Err(ConfigError::BudgetTooSmall { budget, page_size });
+impl DlmArgs {
+    /// The configuration these options give: the memfile read, the page size chosen and checked
+    /// against the budget and the memfile.
+    fn into_config(self, pager_panic_at: Option<u64>) -> Result<Config, ConfigError> {
+        let system = crate::sys::system_page_size();
+        let memfile = self.memfile.map(|p| Memfile::load(&p)).transpose()?;
+        let page_size = self.page_size.unwrap_or_else(|| default_page_size(self.local_mem, memfile.as_ref(), system));
+        if page_size == 0 || !page_size.is_multiple_of(system as u64) || page_size > 1 << 30 {
+            return Err(ConfigError::PageSize { page_size, system });
         }
+        let page_size = page_size as usize;
+        if let Some(budget) = self.local_mem {
+            if budget < 2 * page_size as u64 {
+                return Err(ConfigError::BudgetTooSmall { budget, page_size });
+            }
+        }
+        if let Some(mf) = &memfile {
+            mf.check_page_size(page_size)?;
+        }
+        Ok(Config {
+            local_budget: self.local_mem,
+            server_mem: self.server_mem,
+            page_size,
+            memfile,
+            stats: self.stats,
+            stats_json: self.stats_json,
+            spawn_timeout: self.spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT),
+            move_pages: !self.copy_pages,
+            pager_panic_at,
+        })
     }
-    if let Some(mf) = &memfile {
-        mf.check_page_size(page_size)?;
-    }
-    let spawn_timeout = spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT);
-    let config = Config {
-        local_budget,
-        server_mem,
-        page_size,
-        memfile,
-        stats,
-        stats_json,
-        spawn_timeout,
-        move_pages,
-        pager_panic_at,
-    };
-    Ok((config, split))
 }
 
 /// The largest default page that the budget holds [`MIN_PAGES_IN_BUDGET`] times and every

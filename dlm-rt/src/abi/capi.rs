@@ -19,7 +19,7 @@ pub unsafe extern "C" fn dlm_startup(argc: *mut c_int, argv: *mut *mut *mut c_ch
         unsafe { (0..*argc as usize).map(|i| CStr::from_ptr(*(*argv).add(i)).to_string_lossy().into_owned()).collect() }
     };
     let args = if args.is_empty() { std::env::args().collect() } else { args };
-    let started = match crate::rewritten::program_argc_after_autostart(&args) {
+    let started = match super::rewritten::program_argc_after_autostart(&args) {
         Some(after_autostart) => after_autostart,
         None => runtime::start(&args).map(|started| {
             runtime::shut_down_at_exit();
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn dlm_startup(argc: *mut c_int, argv: *mut *mut *mut c_ch
             }
             0
         }
-        Err(e) => runtime::exit_with(&e),
+        Err(e) => e.exit(),
     }
 }
 

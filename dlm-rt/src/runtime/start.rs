@@ -1,0 +1,309 @@
+//! Starting DLM, as named steps: how this process was launched (`mpirun` rank, singleton that
+//! spawns its servers, or a server, which never returns), then for the compute process the
+//! handshake, the sizes (budget, capacities, limit), the DLM range and its userfaultfd, the
+//! staging slots, and the pager thread. A step that fails after the handshake stops the
+//! servers first ([`ServersGuard`]), so none is left waiting.
+
+use super::{holds, state, Runtime, State, RUNNING};
+use crate::config::memfile::{Memfile, ServerLine};
+use crate::config::{self, Config};
+use crate::error::Error;
+use crate::heap::arena::{self, ChargedPages};
+use crate::heap::Heap;
+use crate::pager::{self, Limits, Mailbox, Pager, Staging};
+use crate::stats::Counters;
+use crate::sys::{self, FaultFd, FaultMode, Mapping};
+use crate::transport::{self, Hello, Job, Launch, Setup};
+use mpi::environment::Universe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What a successful start tells the program.
+pub struct Started {
+    /// How many leading arguments belong to the program (the DLM options after `--` do not).
+    pub program_argc: usize,
+}
+
+/// Starts DLM for this process. Memory-server processes never return from here: they serve and
+/// exit 0 at shutdown. `argv` is the full command line, program name first.
+pub fn start(argv: &[String]) -> Result<Started, Error> {
+    if !matches!(*state(), State::NotStarted) {
+        return Err(Error::AlreadyStarted);
+    }
+    let (universe, launch) = transport::start();
+    let spawned = matches!(launch, Launch::Singleton);
+    let (job, (config, program_argc)) = match launch {
+        Launch::MpirunServer(job) | Launch::SpawnedServer(job) => crate::server::serve(universe, job),
+        Launch::MpirunCompute(job) => configure_under_mpirun(job, argv)?,
+        Launch::Singleton => spawn_servers(argv)?,
+    };
+    let runtime = start_compute(universe, job, config, spawned)?;
+    if runtime.fault_mode == FaultMode::UserOnly {
+        let page = runtime.config.page_size;
+        holds::enable((runtime.budget as usize / 4).max(page) / page * page);
+    }
+    *state() = State::Running(Box::new(runtime));
+    RUNNING.store(true, Ordering::Release);
+    Ok(Started { program_argc })
+}
+
+/// Rank 0 of `mpirun`: the options, or (if they are wrong) the servers told to exit before the
+/// error is returned.
+fn configure_under_mpirun(job: Job, argv: &[String]) -> Result<(Job, (Config, usize)), Error> {
+    match config::from_env_and_args(std::env::vars(), argv) {
+        Ok(parsed) => Ok((job, parsed)),
+        Err(e) => {
+            job.gather_hellos();
+            for server in 0..job.servers() {
+                job.send_setup(server, Setup { page_size: 0, capacity: 0, compute_pid: 0 });
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// A singleton: the options, then one server spawned on each memfile host (one on localhost
+/// without a memfile).
+fn spawn_servers(argv: &[String]) -> Result<(Job, (Config, usize)), Error> {
+    let (config, program_argc) = config::from_env_and_args(std::env::vars(), argv)?;
+    let hosts: Vec<String> = match &config.memfile {
+        Some(memfile) => {
+            check_hosts(memfile)?;
+            memfile.servers.iter().map(|s| s.host.clone()).collect()
+        }
+        None => vec!["localhost".into()],
+    };
+    let watchdog = SpawnWatchdog::start(&hosts, config.spawn_timeout);
+    let job = transport::spawn_servers(&hosts, &argv[1..]).map_err(Error::Spawn)?;
+    drop(watchdog);
+    Ok((job, (config, program_argc)))
+}
+
+/// Every memfile host must resolve: MPI would otherwise wait for a daemon that never starts.
+fn check_hosts(memfile: &Memfile) -> Result<(), Error> {
+    use std::net::ToSocketAddrs;
+    for line in &memfile.servers {
+        if let Err(e) = (line.host.as_str(), 0).to_socket_addrs() {
+            return Err(Error::UnknownHost {
+                path: memfile.path.clone(),
+                line: line.line,
+                host: line.host.clone(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Ends the program with a message if spawning the servers takes too long: a host that
+/// resolves but cannot start processes leaves MPI_Comm_spawn waiting forever.
+struct SpawnWatchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl SpawnWatchdog {
+    fn start(hosts: &[String], seconds: u64) -> Self {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let hosts = hosts.join(", ");
+        std::thread::spawn(move || {
+            let limit = std::time::Duration::from_secs(seconds);
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                sys::exit_now(
+                    1,
+                    &format!(
+                        "error: memory servers on {hosts} did not start within {seconds} s; check that MPI can \
+                         start processes there (ssh, Open MPI installed), or raise DLM_SPAWN_TIMEOUT"
+                    ),
+                );
+            }
+        });
+        SpawnWatchdog(Some(done))
+    }
+}
+
+impl Drop for SpawnWatchdog {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Capacity of each server: its memfile line when it has one, else `DLM_SERVER_MEM`, else half
+/// of its host's available memory shared by the servers on that host.
+fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
+    let local = sys::hostname();
+    let mut unused: Vec<&ServerLine> = config.memfile.iter().flat_map(|m| &m.servers).collect();
+    hellos
+        .iter()
+        .enumerate()
+        .map(|(i, hello)| {
+            let line = if spawned {
+                config.memfile.as_ref().map(|m| &m.servers[i])
+            } else {
+                let is_local = |h: &str| h == "localhost" || h == "127.0.0.1" || h == local;
+                let found =
+                    unused.iter().position(|l| l.host == hello.host || (is_local(&l.host) && is_local(&hello.host)));
+                found.map(|p| unused.remove(p))
+            };
+            let sharing = hellos.iter().filter(|h| h.host == hello.host).count() as u64;
+            let capacity =
+                line.map(|l| l.capacity).or(config.server_mem).unwrap_or(hello.available_memory / 2 / sharing);
+            capacity - capacity % config.page_size as u64
+        })
+        .collect()
+}
+
+/// The job while startup may still fail: dropped before [`ServersGuard::keep`], it tells the
+/// servers to exit (they would otherwise wait for the program's silence to end them).
+struct ServersGuard(Option<Job>);
+
+impl ServersGuard {
+    fn job(&self) -> &Job {
+        self.0.as_ref().expect("the guard holds the job until it is kept")
+    }
+
+    fn keep(mut self) -> Job {
+        self.0.take().expect("the guard holds the job until it is kept")
+    }
+}
+
+impl Drop for ServersGuard {
+    fn drop(&mut self) {
+        if let Some(job) = &self.0 {
+            job.shut_down_servers();
+        }
+    }
+}
+
+/// The sizes startup decides: the page, the local budget, and each server's capacity.
+struct Sizes {
+    page: u64,
+    budget: u64,
+    capacities: Vec<u64>,
+    /// How many hosts the servers are on.
+    server_hosts: usize,
+}
+
+impl Sizes {
+    fn new(config: &Config, hellos: &[Hello], spawned: bool) -> Self {
+        let page = config.page_size as u64;
+        let budget = config.local_budget.unwrap_or_else(|| sys::available_memory().unwrap_or(1 << 30) / 4);
+        let budget = (budget - budget % page).max(2 * page);
+        let server_hosts = hellos.iter().map(|h| h.host.as_str()).collect::<std::collections::HashSet<_>>().len();
+        Sizes { page, budget, capacities: capacities(config, hellos, spawned), server_hosts }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.capacities.iter().sum()
+    }
+}
+
+/// Where the DLM range's parts lie: the big blocks' part, then the small-block heap's arena.
+struct Layout {
+    heap_len: usize,
+    arena_len: usize,
+    range_len: usize,
+}
+
+impl Layout {
+    /// Twice the limit for the big blocks leaves room for fragmentation (the limit itself is
+    /// enforced by the heap); the arena is charged as it is used.
+    fn new(limit: u64, page: u64) -> Self {
+        let heap_len = (limit * 2).next_multiple_of(page) as usize;
+        let arena_len = arena::arena_len(limit);
+        let range_len = ((heap_len + arena::ARENA_ALIGN + arena_len) as u64).next_multiple_of(page) as usize;
+        Layout { heap_len, arena_len, range_len }
+    }
+}
+
+fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
+    let hellos = job.gather_hellos();
+    job.watch_servers(&hellos);
+    let sizes = Sizes::new(&config, &hellos, spawned);
+    send_setups(&job, &config, &hellos, &sizes.capacities);
+    job.return_errors();
+    let servers = ServersGuard(Some(job));
+    let layout = Layout::new(sizes.budget + sizes.capacity(), sizes.page);
+    let region = reserve_range(&config, &layout)?;
+    let uffd = FaultFd::register(&region).map_err(Error::Userfaultfd)?;
+    let fault_mode = uffd.mode();
+    keep_out_of_forks(&region)?;
+    sys::explain_termination_signals();
+    let mailbox =
+        Arc::new(Mailbox::new().map_err(|source| Error::PagerSetup { step: "creating its eventfd", source })?);
+    let small_pages = place_arena(&region, &layout, config.page_size);
+    let staging = staging_slots(&config, &sizes, uffd)?;
+    let region = Arc::new(region);
+    let counters = Arc::new(Counters::default());
+    let limits = Limits {
+        page_size: config.page_size,
+        resident_budget: sizes.budget as usize,
+        capacities: sizes.capacities.iter().map(|&c| (c / sizes.page).min(u32::MAX as u64) as u32).collect(),
+        server_hosts: sizes.server_hosts,
+        panic_at: config.pager_panic_at,
+    };
+    let servers_count = servers.job().servers() as u64;
+    let pager = Pager::new(region.clone(), servers.keep(), mailbox.clone(), counters.clone(), staging, limits);
+    let pager = std::thread::Builder::new()
+        .name("dlm-pager".into())
+        .spawn(move || pager.run())
+        .expect("cannot start the pager thread");
+    Ok(Runtime {
+        pager: Some(pager),
+        universe: Some(universe),
+        heap: Heap::new(layout.heap_len, config.page_size, sizes.budget, sizes.capacity()),
+        fault_mode,
+        small_pages,
+        region,
+        mailbox,
+        counters,
+        budget: sizes.budget,
+        servers: servers_count,
+        capacity: sizes.capacity(),
+        config,
+    })
+}
+
+/// Tells each server its page size and capacity, and the program's pid if it shares the host.
+fn send_setups(job: &Job, config: &Config, hellos: &[Hello], capacities: &[u64]) {
+    let local = sys::hostname();
+    for (server, (&capacity, hello)) in capacities.iter().zip(hellos).enumerate() {
+        let compute_pid = if hello.host == local { std::process::id() } else { 0 };
+        job.send_setup(server, Setup { page_size: config.page_size, capacity, compute_pid });
+    }
+}
+
+/// The DLM range, of huge pages when DLM pages are whole huge pages.
+fn reserve_range(config: &Config, layout: &Layout) -> Result<Mapping, Error> {
+    let len = layout.range_len;
+    let region = if config.page_size.is_multiple_of(sys::HUGE_PAGE) {
+        Mapping::reserve_huge(len)
+    } else {
+        Mapping::reserve(len)
+    };
+    region.map_err(|source| Error::Reserve { bytes: len as u64, source })
+}
+
+/// DLM memory stays with this process across `fork`; a child that touches it is told why it fails.
+fn keep_out_of_forks(region: &Mapping) -> Result<(), Error> {
+    region
+        .exclude_from_fork()
+        .map_err(|source| Error::PagerSetup { step: "keeping DLM memory out of forked children", source })?;
+    sys::explain_dlm_faults_after_fork(region);
+    Ok(())
+}
+
+/// Sets the small-block heap's arena at the end of the range; its DLM pages, none charged yet.
+fn place_arena(region: &Mapping, layout: &Layout, page_size: usize) -> ChargedPages {
+    let arena_start = (region.base() as usize + layout.heap_len).next_multiple_of(arena::ARENA_ALIGN);
+    arena::set_range(arena_start, layout.arena_len);
+    let offset = arena_start - region.base() as usize;
+    ChargedPages::new(offset / page_size..(offset + layout.arena_len).div_ceil(page_size))
+}
+
+/// The pager's staging slots, on top of the budget (docs/DESIGN.md says how many). With swap
+/// on, pages are copied, not moved (`sys::swap_is_on`).
+fn staging_slots(config: &Config, sizes: &Sizes, uffd: FaultFd) -> Result<Staging, Error> {
+    let count = pager::staging_slots((sizes.budget / sizes.page) as usize, sizes.server_hosts);
+    Staging::new(count, config.page_size, uffd, config.move_pages && !sys::swap_is_on())
+        .map_err(|source| Error::PagerSetup { step: "setting up its staging slots", source })
+}

@@ -1,0 +1,79 @@
+//! The start and the end of a job: each server says hello (its host, pid and memory) and is
+//! told its setup; at shutdown each is asked to exit and answers.
+
+use super::job::Job;
+use super::protocol::{Hello, Request, Setup, COMPUTE_RANK, TAG_BYE, TAG_HELLO, TAG_SETUP};
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::Communicator;
+
+impl Job {
+    /// Asks every server to exit and waits until each has answered (see [`Job::finish`] for a
+    /// server that does not).
+    pub fn shut_down_servers(&self) {
+        for server in 0..self.servers() {
+            self.send(server, Request::Shutdown);
+        }
+        for server in 0..self.servers() {
+            let mut ack = [0u8; 8];
+            let ack_ptr = ack.as_mut_ptr();
+            // SAFETY: `ack` outlives the receive, which is finished before this block ends.
+            let posted = unsafe {
+                self.post(server as i32 + 1, ack.len(), |count, datatype, rank, comm, request| {
+                    mpi::ffi::MPI_Irecv(ack_ptr.cast(), count, datatype, rank, TAG_BYE, comm, request)
+                })
+            };
+            let mut receive = posted.unwrap_or_else(|lost| self.failed(server, lost));
+            // Not `finish`: no keep-alive may follow a Shutdown.
+            self.wait_for(server, || self.finished(&mut receive));
+        }
+    }
+
+    /// Compute side of the handshake: every server's hello, in server order.
+    pub fn gather_hellos(&self) -> Vec<Hello> {
+        (0..self.servers())
+            .map(|server| {
+                let from = self.comm.process_at_rank(server as i32 + 1);
+                let mut words = [0u64; 2];
+                from.receive_into_with_tag(&mut words[..], TAG_HELLO);
+                let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
+                Hello {
+                    host: String::from_utf8_lossy(&host).into_owned(),
+                    pid: words[1] as u32,
+                    available_memory: words[0],
+                }
+            })
+            .collect()
+    }
+
+    pub fn send_setup(&self, server: usize, setup: Setup) {
+        let words = [setup.page_size as u64, setup.capacity, u64::from(setup.compute_pid)];
+        self.comm.process_at_rank(server as i32 + 1).send_with_tag(&words[..], TAG_SETUP);
+    }
+
+    // Server side.
+
+    /// Server side of the handshake.
+    pub fn hello(&self, hello: &Hello) -> Setup {
+        let compute = self.comm.process_at_rank(COMPUTE_RANK);
+        compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
+        compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
+        let mut words = [0u64; 3];
+        compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
+        Setup { page_size: words[0] as usize, capacity: words[1], compute_pid: words[2] as u32 }
+    }
+
+    /// Answers [`Request::Shutdown`] with 8 bytes on `TAG_BYE` (the compute process waits for
+    /// them as bytes, like page data). A failure is ignored: the server exits either way.
+    pub fn acknowledge_shutdown(&self) {
+        let ack = [0u8; 8];
+        // SAFETY: `ack` outlives the send, which is finished (or failed) before this returns.
+        let posted = unsafe {
+            self.post(COMPUTE_RANK, ack.len(), |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(ack.as_ptr().cast(), count, datatype, rank, TAG_BYE, comm, request)
+            })
+        };
+        if let Ok(mut send) = posted {
+            while let Ok(false) = self.test(&mut send) {}
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! [`Job`]: the MPI library's communicator of one compute process and its servers, and the
+//! non-blocking page transfers ([`Transfer`]) between them. A failed transfer on the compute
+//! side ends the program with a message naming the server (`liveness`).
+
+use super::protocol::{Request, TAG_DATA, TAG_REQUEST};
+use mpi::raw::AsRaw;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+/// The MPI library, finalized on drop, and the communicator of the job.
+pub struct Job {
+    pub comm: SimpleCommunicator,
+    /// Compute side: the servers on this host, each with a pidfd that turns readable if it exits.
+    pub(super) watched: Vec<Watched>,
+    /// Compute side: each server's host and pid, to name it when it fails or stops answering.
+    pub(super) peers: Vec<(String, u32)>,
+    /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
+    /// servers disconnect from their parent when they finalize.
+    spawned: Option<mpi::ffi::MPI_Comm>,
+    /// Compute side: when the servers were last told that the program is alive.
+    pub(super) last_keep_alive: std::cell::Cell<Instant>,
+}
+
+/// A memory server whose exit the compute process can see.
+pub(super) struct Watched {
+    pub(super) server: usize,
+    pub(super) pid: u32,
+    pub(super) host: String,
+    pub(super) exited: OwnedFd,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(mut intercomm) = self.spawned.take() {
+            // SAFETY: the intercommunicator from MPI_Comm_spawn_multiple is live and used by nothing else.
+            unsafe { mpi::ffi::MPI_Comm_disconnect(&mut intercomm) };
+        }
+    }
+}
+
+/// A page-data transfer in flight with one peer ([`Job::start_send_data`], [`Job::start_get`]
+/// on the compute side; [`Job::start_receive_put`], [`Job::start_reply`] on a server); it must
+/// be finished before its buffer is changed or read.
+pub struct Transfer {
+    pub(super) request: mpi::ffi::MPI_Request,
+    /// The peer's rank in the job communicator.
+    pub(super) rank: i32,
+}
+
+impl Transfer {
+    /// The memory server at the other end (compute side).
+    pub(super) fn server(&self) -> usize {
+        (self.rank - 1) as usize
+    }
+}
+
+/// MPI reported a transfer or the peer behind it as failed (the peer's process or host is
+/// gone, as far as the transport can tell).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLost {
+    pub mpi_error: i32,
+}
+
+// SAFETY: a request is only a handle; like the Job, it is used by one thread at a time.
+unsafe impl Send for Transfer {}
+
+// SAFETY: MPI runs in MPI_THREAD_SERIALIZED mode and a Job is used by one thread at a time: the
+// starting thread hands it to the pager thread, which hands it back when it ends.
+unsafe impl Send for Job {}
+
+impl Job {
+    pub(super) fn new(comm: SimpleCommunicator, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
+        Job { comm, watched: Vec::new(), peers: Vec::new(), spawned, last_keep_alive: Instant::now().into() }
+    }
+
+    /// From now on MPI errors on the job are returned, not fatal: a failed transfer ends the
+    /// process with a DLM message that names the peer instead of MPI's abort. Called once the
+    /// handshake is over: every call after it checks what MPI returns.
+    pub fn return_errors(&self) {
+        // SAFETY: the communicator is live; the handler is MPI's predefined one.
+        let rc = unsafe { mpi::ffi::MPI_Comm_set_errhandler(self.comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
+        if rc != 0 {
+            crate::sys::fatal(&format!("MPI refused to return errors on the job's communicator (MPI error {rc})"));
+        }
+    }
+
+    /// Number of memory servers (every rank but the compute process).
+    pub fn servers(&self) -> usize {
+        self.comm.size() as usize - 1
+    }
+
+    /// Sends a request to `server`; ends the program naming the server if MPI reports it failed.
+    pub fn send(&self, server: usize, request: Request) {
+        let header = request.encode();
+        // SAFETY: the header is 3 live u64 words; the datatype matches them.
+        if let Err(lost) = unsafe { self.send_words(server as i32 + 1, TAG_REQUEST, &header) } {
+            self.failed(server, lost);
+        }
+    }
+
+    /// A blocking send of `words` to the peer of `rank`.
+    ///
+    /// # Safety
+    /// MPI must be usable from this thread (the pager's, or the starting thread's before it).
+    pub(super) unsafe fn send_words(&self, rank: i32, tag: i32, words: &[u64]) -> Result<(), PeerLost> {
+        use mpi::datatype::Equivalence;
+        // SAFETY: `words` is a live slice of `words.len()` u64 values.
+        let rc = unsafe {
+            mpi::ffi::MPI_Send(
+                words.as_ptr().cast(),
+                words.len() as i32,
+                u64::equivalent_datatype().as_raw(),
+                rank,
+                tag,
+                self.comm.as_raw(),
+            )
+        };
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(())
+    }
+
+    /// Starts sending page data (after a [`Request::Put`]) and returns at once; the send goes on
+    /// in the server while this thread works.
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay readable and unchanged until the send is finished.
+    pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        let posted = unsafe {
+            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        };
+        posted.unwrap_or_else(|lost| self.failed(server, lost))
+    }
+
+    /// Sends a [`Request::Get`] of `len` bytes at `at` and starts receiving them into `into`
+    /// without waiting. Replies come in the order of the requests, so every Get's receive is
+    /// posted with it.
+    ///
+    /// # Safety
+    /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
+    pub unsafe fn start_get(&self, server: usize, at: u64, into: *mut u8, len: usize) -> Transfer {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        let posted = unsafe {
+            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        };
+        let transfer = posted.unwrap_or_else(|lost| self.failed(server, lost));
+        self.send(server, Request::Get { at, len: len as u64 });
+        transfer
+    }
+
+    /// Posts a non-blocking page transfer of `len` bytes with the peer of `rank` (`MPI_Isend`
+    /// or `MPI_Irecv`, given count, datatype, rank, communicator and the request to fill).
+    ///
+    /// # Safety
+    /// `start` must be safe to call with those arguments (its buffer valid until finished).
+    pub(super) unsafe fn post(
+        &self,
+        rank: i32,
+        len: usize,
+        start: impl FnOnce(i32, mpi::ffi::MPI_Datatype, i32, mpi::ffi::MPI_Comm, *mut mpi::ffi::MPI_Request) -> i32,
+    ) -> Result<Transfer, PeerLost> {
+        use mpi::datatype::Equivalence;
+        let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
+        // SAFETY: reading MPI's predefined null request; MPI overwrites it when the post works.
+        let mut request = unsafe { mpi::ffi::RSMPI_REQUEST_NULL };
+        let rc = start(count, u8::equivalent_datatype().as_raw(), rank, self.comm.as_raw(), &mut request);
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(Transfer { request, rank })
+    }
+
+    /// Whether the transfer has finished (its buffer may then be used), or failed.
+    pub fn test(&self, transfer: &mut Transfer) -> Result<bool, PeerLost> {
+        let mut done = 0;
+        let mut status = std::mem::MaybeUninit::uninit();
+        // SAFETY: the request is live until MPI_Test reports it done (MPI then frees it).
+        let rc = unsafe { mpi::ffi::MPI_Test(&mut transfer.request, &mut done, status.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(done != 0)
+    }
+
+    /// Whether the transfer has finished (its buffer may then be used); ends the program with a
+    /// message naming the server if MPI reports it failed.
+    pub fn finished(&self, transfer: &mut Transfer) -> bool {
+        self.test(transfer).unwrap_or_else(|lost| self.failed(transfer.server(), lost))
+    }
+
+    /// Waits until the transfer has finished; ends the program with a message naming the server
+    /// if it has exited or does not answer within [`UNANSWERED_LIMIT`]. The other servers keep
+    /// hearing that the program is alive meanwhile (a page may take seconds on a slow link).
+    pub fn finish(&self, transfer: &mut Transfer) {
+        self.wait_for(transfer.server(), || {
+            self.keep_alive_if_due();
+            self.finished(transfer)
+        });
+    }
+}

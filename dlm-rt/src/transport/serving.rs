@@ -1,0 +1,70 @@
+//! The memory server's side of the page protocol: requests polled, page data received for a
+//! Put and sent for a Get, each transfer started without waiting.
+
+use super::job::{Job, PeerLost, Transfer};
+use super::protocol::{Header, Request, COMPUTE_RANK, TAG_DATA, TAG_REQUEST};
+use mpi::raw::AsRaw;
+
+impl Job {
+    /// Returns the next request if one has arrived.
+    pub fn poll_request(&self) -> Result<Option<Request>, PeerLost> {
+        use mpi::datatype::Equivalence;
+        let check = |rc: i32| if rc == 0 { Ok(()) } else { Err(PeerLost { mpi_error: rc }) };
+        let mut arrived = 0;
+        let mut header: Header = [0; 3];
+        let mut status = std::mem::MaybeUninit::uninit();
+        // SAFETY: the out-pointers are live locals; the header buffer holds 3 u64 words.
+        unsafe {
+            check(mpi::ffi::MPI_Iprobe(
+                COMPUTE_RANK,
+                TAG_REQUEST,
+                self.comm.as_raw(),
+                &mut arrived,
+                status.as_mut_ptr(),
+            ))?;
+            if arrived == 0 {
+                return Ok(None);
+            }
+            check(mpi::ffi::MPI_Recv(
+                header.as_mut_ptr().cast(),
+                3,
+                u64::equivalent_datatype().as_raw(),
+                COMPUTE_RANK,
+                TAG_REQUEST,
+                self.comm.as_raw(),
+                status.as_mut_ptr(),
+            ))?;
+        }
+        match Request::decode(header) {
+            Some(request) => Ok(Some(request)),
+            None => crate::sys::fatal(&format!("memory server received a malformed request {header:?}")),
+        }
+    }
+
+    /// Starts receiving the data of a [`Request::Put`] into `into` and returns at once. Puts'
+    /// data arrives in the order of their requests, so every Put's receive is posted with it.
+    ///
+    /// # Safety
+    /// `[into, into+len)` must stay writable and untouched until the transfer is finished.
+    pub unsafe fn start_receive_put(&self, into: *mut u8, len: usize) -> Result<Transfer, PeerLost> {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        unsafe {
+            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        }
+    }
+
+    /// Starts sending the answer to a [`Request::Get`] from `data` and returns at once.
+    ///
+    /// # Safety
+    /// `[data, data+len)` must stay readable and unchanged until the transfer is finished.
+    pub unsafe fn start_reply(&self, data: *const u8, len: usize) -> Result<Transfer, PeerLost> {
+        // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
+        unsafe {
+            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
+            })
+        }
+    }
+}
