@@ -148,7 +148,7 @@ def machine():
 def build(grid):
     """Builds the workspace, then the legacy C stencil for `grid` (its arrays are static and
     sized by macros) with dlmcc and with cc, and the physical ceilings with cc."""
-    subprocess.run(["cargo", "build", "--release", "--workspace", "--lib", "--bins", "--examples"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--lib", "--bins", "--examples", "--features", "dlm-rt/bench"], cwd=REPO, check=True)
     out = RELEASE / "bench"
     out.mkdir(exist_ok=True)
     sizes = [f"-D{name}={n}" for name, n in zip(("MIMAX", "MJMAX", "MKMAX"), grid)]

@@ -3,7 +3,7 @@
 # builds the workspace in release mode. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang)
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang iproute2 groff-base man-db)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,4 +22,4 @@ python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet mat
     || echo "setup: matplotlib not installed; bench/run.py will skip its plots" >&2
 # The fuzz targets of the test suite run under cargo fuzz.
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-cargo build --release --workspace --lib --bins --examples
+cargo build --release --workspace --lib --bins --examples --features dlm-rt/bench

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
+# Style first, as CI enforces it: formatting, and clippy with warnings as errors (the
+# workspace lints include clippy::undocumented_unsafe_blocks), over every crate, target and feature.
+cargo fmt --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 # A short fuzzing budget for the memfile and option parsers: any input must parse or be
 # rejected, never panic. (cargo fuzz uses nightly-only flags; RUSTC_BOOTSTRAP allows them.)
 for target in memfile options; do
@@ -16,7 +20,7 @@ for target in memfile options; do
     echo "fuzz $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "target/fuzz-$target.log")"
 done
 # The end-to-end tests use dlmcc, libdlm.a and the examples from target/release.
-cargo build --release --workspace --lib --bins --examples
+cargo build --release --workspace --lib --bins --examples --features dlm-rt/bench
 # The benchmark suite's quick mode, as a smoke test: it must run; its timings are not checked.
 python3 bench/run.py --quick --out target/bench-quick >target/bench-quick.log 2>&1 \
     || { tail -40 target/bench-quick.log; echo "bench/run.py --quick failed" >&2; exit 1; }

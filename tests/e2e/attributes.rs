@@ -40,7 +40,7 @@ fn himeno_validates_like_the_plain_rust_solver() {
 #[test]
 fn main_returning_result_and_guard_misuse() {
     let _heavy = one_at_a_time();
-    let exe = rust_example("result_main");
+    let exe = test_program("result_main");
     let ok = run(Command::new(&exe).arg("ok").env("DLM_LOCAL_MEM", "4M"), LIMIT);
     // 4Mi cells of 3, one of them plus 7 from the initialized static.
     assert_eq!(ok.assert_success().field("cells[12] ="), "10, sum = 12582919");

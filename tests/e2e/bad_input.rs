@@ -71,7 +71,7 @@ fn allocation_beyond_budget_and_servers_fails_in_dlm_alloc() {
         1,
         "dlm_alloc: cannot allocate 256 MiB of DLM memory: only 80 MiB is available (local budget 16 MiB + memory servers 64 MiB - 0 B in use)",
     );
-    let probe = rust_example("rust_probe");
+    let probe = test_program("rust_probe");
     let out = run(Command::new(probe).arg("oversize").env("DLM_LOCAL_MEM", "16M").env("DLM_SERVER_MEM", "64M"), LIMIT);
     out.assert_success();
     assert!(

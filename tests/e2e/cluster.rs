@@ -4,7 +4,7 @@
 //! (spawned onto memfile hosts) and under `mpirun --host`; results must equal a native run's
 //! byte for byte. A server killed or cut off mid-run must end the job quickly, naming its host.
 //!
-//! Root only (namespaces): elsewhere each test says why it skips, and passes.
+//! Root only (namespaces): elsewhere each test fails, saying why (`require`).
 
 use crate::support::*;
 use std::collections::HashMap;
@@ -52,16 +52,6 @@ fn cannot_make_a_cluster() -> Option<String> {
         }
         Err(e) => Some(format!("no `ip` command (iproute2): {e}")),
     }
-}
-
-/// Returns from the calling test (which then passes) when no cluster can be made here, saying why.
-macro_rules! skip_without_a_cluster {
-    () => {
-        if let Some(why) = cannot_make_a_cluster() {
-            eprintln!("skipping: {why}");
-            return;
-        }
-    };
 }
 
 /// An emulated cluster for one test: `scripts/cluster.sh down` when dropped, also on panic.
@@ -264,7 +254,7 @@ fn memfile(dir: &Path, lines: &str) -> PathBuf {
 #[test]
 fn script_up_down_and_agent() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     let agent = script("cluster-agent");
     let here = compute_host();
     {
@@ -356,7 +346,7 @@ fn script_up_down_and_agent() {
 #[test]
 fn standalone_with_one_remote_server() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     let cluster = Cluster::up(1, None);
     let dir = tempfile::tempdir().unwrap();
     let memfile = memfile(dir.path(), "# the only server, on another host\ndlmh1 1G\n");
@@ -373,7 +363,7 @@ fn standalone_with_one_remote_server() {
 #[test]
 fn standalone_with_three_remote_servers_on_shaped_links() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     let cluster = Cluster::up(3, Some("1gbit"));
     let dir = tempfile::tempdir().unwrap();
     // 17.25 MiB in all: the 12 MiB or more that do not fit the budget need all three servers,
@@ -393,7 +383,7 @@ fn standalone_with_three_remote_servers_on_shaped_links() {
 #[test]
 fn under_mpirun_with_remote_servers() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     let cluster = Cluster::up(2, None);
     let dir = tempfile::tempdir().unwrap();
     // The server rank takes the memfile line naming its host: its capacity shows it ran on
@@ -568,27 +558,27 @@ fn lose_the_remote_server(launch: Launch, loss: Loss) {
 #[test]
 fn a_remote_server_killed_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     lose_the_remote_server(Launch::Standalone, Loss::Kill);
 }
 
 #[test]
 fn a_remote_server_rank_killed_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     lose_the_remote_server(Launch::Mpirun, Loss::Kill);
 }
 
 #[test]
 fn a_cut_link_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     lose_the_remote_server(Launch::Standalone, Loss::LinkCut);
 }
 
 #[test]
 fn a_cut_link_to_a_server_rank_mid_run_ends_the_job_naming_its_host() {
     let _heavy = one_at_a_time();
-    skip_without_a_cluster!();
+    require("an emulated cluster", cannot_make_a_cluster());
     lose_the_remote_server(Launch::Mpirun, Loss::LinkCut);
 }

@@ -219,7 +219,7 @@ fn headers_only_the_driven_compiler_has_are_found_by_the_parse() {
         dlmcc_cmd().args(["--dlm-report", "-O2", "-o"]).arg(dir.path().join("prog")).arg(&source).output().unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("array 'grid' (double[2097152], 16.0 MiB) -> DLM"), "{report}");
+    assert!(report.contains("array 'grid' (double[2097152], 16 MiB) -> DLM"), "{report}");
     let expected = run(&mut Command::new(&native), Duration::from_secs(60));
     let paged = run(Command::new(dir.path().join("prog")).env("DLM_LOCAL_MEM", "4M"), Duration::from_secs(60));
     paged.assert_success();
@@ -254,13 +254,13 @@ fn report_ends_with_a_summary_of_what_moved_and_what_stayed_and_why() {
     assert_eq!(
         summary,
         [
-            "summary: moved to DLM memory, static arrays of the .c files: 2 arrays, 10.0 MiB",
-            "summary: moved to DLM memory, arrays defined in headers: 3 arrays, 6.0 MiB",
+            "summary: moved to DLM memory, static arrays of the .c files: 2 arrays, 10 MiB",
+            "summary: moved to DLM memory, arrays defined in headers: 3 arrays, 6 MiB",
             "summary: moved to DLM memory, allocation sites: 2 (their blocks of at least 1 MiB, decided at run time)",
-            "summary: kept in ordinary memory, below the threshold 1 MiB: 4 arrays, 2.5 KiB (a lower \
+            "summary: kept in ordinary memory, below the threshold 1 MiB: 4 arrays, 2.50 KiB (a lower \
              --dlm-threshold=SIZE moves them; marking one with #pragma dlm moves it)",
-            "summary: kept in ordinary memory, #pragma dlm off: 1 array, 2.0 MiB (remove the pragma to move them)",
-            "summary: kept in ordinary memory, thread-local: 1 array, 2.0 MiB (each thread has its own copy, which \
+            "summary: kept in ordinary memory, #pragma dlm off: 1 array, 2 MiB (remove the pragma to move them)",
+            "summary: kept in ordinary memory, thread-local: 1 array, 2 MiB (each thread has its own copy, which \
              DLM does not page)",
             "summary: kept in ordinary memory, in a system header: 1 array, 512 B (not the program's own)",
         ],

@@ -30,15 +30,6 @@ fn as_doctor(cmd: &mut Command) {
     }
 }
 
-fn running_as_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-fn transparent_huge_pages_on() -> bool {
-    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
-}
-
 /// A memfile with `text` in a fresh directory (kept alive by the returned guard).
 fn memfile(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -60,10 +51,7 @@ fn version_is_printed_like_dlmcc() {
 
 #[test]
 fn every_check_passes_here_as_root() {
-    if !running_as_root() {
-        eprintln!("skipped: the tests do not run as root");
-        return;
-    }
+    require("root", (!running_as_root()).then(|| "the tests do not run as root".to_string()));
     let out = run(&mut doctor(&dlm()), LIMIT);
     assert_exit(&out, 0);
     for line in [
@@ -78,7 +66,7 @@ fn every_check_passes_here_as_root() {
     ] {
         assert!(out.stdout.contains(line), "no `{line}` in:\n{}", out.stdout);
     }
-    if kernel_moves_pages() && transparent_huge_pages_on() {
+    if why_huge_pages_do_not_move().is_none() {
         assert!(out.stdout.contains("ok       page moves: UFFDIO_MOVE moved a 2 MiB transparent huge page whole"));
         assert!(out.stdout.contains("ok       transparent huge pages: "));
     }
@@ -88,7 +76,7 @@ fn every_check_passes_here_as_root() {
 
 #[test]
 fn a_user_who_is_not_root_gets_the_user_mode_fallback_as_working() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let home = user.tempdir();
     let exe = user.runnable_copy(&dlm(), home.path());
     let mut cmd = user.command(home.path(), &exe);

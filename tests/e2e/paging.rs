@@ -87,26 +87,17 @@ fn rust_program_under_mpirun_with_two_servers_and_classic_options() {
 #[test]
 fn rust_vec_grows_past_the_budget() {
     let _heavy = one_at_a_time();
-    let probe = rust_example("rust_probe");
+    let probe = test_program("rust_probe");
     let out = run(Command::new(probe).args(["vec", "96"]).env("DLM_LOCAL_MEM", "16M"), LIMIT);
     out.assert_success();
     assert!(out.stdout.contains("vec: 12582912 elements, 0 mismatches"), "{}", out.stdout);
 }
 
-/// Whether the kernel gives transparent huge pages to ranges that ask for them.
-fn huge_pages_available() -> bool {
-    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .is_ok_and(|mode| mode.contains("[always]") || mode.contains("[madvise]"))
-}
-
 #[test]
 fn default_pages_are_huge_pages_moved_whole_and_stay_huge() {
     let _heavy = one_at_a_time();
-    if !huge_pages_available() || !kernel_moves_pages() {
-        eprintln!("skipped: this kernel has no transparent huge pages or no UFFDIO_MOVE, or the machine has swap on");
-        return;
-    }
-    let probe = rust_example("rust_probe");
+    require("2 MiB pages moved whole", why_huge_pages_do_not_move());
+    let probe = test_program("rust_probe");
     // 512 MiB through 128 MiB (huge pages are the default from this budget): every page is
     // evicted and fetched back at least once.
     let out = run(Command::new(probe).args(["huge", "512"]).env("DLM_LOCAL_MEM", "128M"), LIMIT);
@@ -127,7 +118,7 @@ fn default_pages_are_huge_pages_moved_whole_and_stay_huge() {
 #[test]
 fn fetch_granularity_follows_the_access() {
     let _heavy = one_at_a_time();
-    let probe = rust_example("rust_probe");
+    let probe = test_program("rust_probe");
     let out = run(
         Command::new(probe).args(["granularity", "256"]).env("DLM_LOCAL_MEM", "64M").env("DLM_PAGE_SIZE", "2M"),
         LIMIT,

@@ -10,7 +10,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 #[test]
 fn torture_against_a_shadow_copy() {
     let _heavy = one_at_a_time();
-    let exe = rust_example("torture");
+    let exe = test_program("torture");
     // (page size, local budget, threads, operations per thread, DLM_MOVE_PAGES): small budgets,
     // several page sizes, one and several threads, pages moved into place (from 64 KiB, where
     // the kernel can) and copied; servers small enough that some allocations are refused.
@@ -52,7 +52,7 @@ fn torture_against_a_shadow_copy() {
 #[test]
 fn a_panic_on_the_pager_thread_ends_the_process_before_any_wrong_read() {
     let _heavy = one_at_a_time();
-    let probe = rust_example("rust_probe");
+    let probe = test_program("rust_probe");
     // The pager panics (test-only injection) at its 300th fault, in the middle of writing and
     // reading back 256 MiB through 32 MiB. Unwinding would close the userfaultfd and the
     // program would read zero pages where it wrote data: it must die first, with the message.
@@ -206,10 +206,10 @@ impl Swap {
         let file = dir.join("swapfile");
         let sh = |script: &str| Command::new("sh").args(["-c", script, "sh"]).arg(&file).output();
         let made = sh("fallocate -l 256M \"$1\" && chmod 600 \"$1\" && mkswap \"$1\" && swapon \"$1\"")
-            .map_err(|e| format!("skipped: cannot run sh: {e}"))?;
+            .map_err(|e| format!("cannot run sh: {e}"))?;
         if !made.status.success() {
             return Err(format!(
-                "skipped: no swap, and a swap file cannot be turned on here (root and a file system that takes \
+                "no swap, and a swap file cannot be turned on here (root and a file system that takes \
                  swap files are needed): {}",
                 String::from_utf8_lossy(&made.stderr).trim()
             ));
@@ -230,13 +230,7 @@ impl Drop for Swap {
 fn dlm_memory_paged_out_by_the_kernel_behind_the_pagers_back_keeps_its_data() {
     let _heavy = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let swap = match Swap::on(dir.path()) {
-        Ok(swap) => swap,
-        Err(reason) => {
-            eprintln!("{reason}");
-            return;
-        }
-    };
+    let swap = Swap::on(dir.path()).unwrap_or_else(|reason| panic!("prerequisite missing: swap: {reason}"));
     // With swap on, the kernel swaps DLM pages out behind the pager. Moving such pages with
     // UFFDIO_MOVE hung (a clean page's write-protect marker went into a staging slot with its
     // swap entry, and the pager's next receive there faulted to itself) or aborted (a move

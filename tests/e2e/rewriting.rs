@@ -230,9 +230,9 @@ fn arrays_defined_in_a_header_page_once_per_definition_and_match_native() {
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{report}");
     for line in [
-        "header.h:5: array 'u' (double[5][64][64][65], 10.2 MiB) -> DLM",
-        "header.h:6: array 'shared_grid' (double[64][64][64], 2.0 MiB) -> DLM",
-        "header.h:7: array 'coef' (const double[262144], 2.0 MiB) -> DLM",
+        "header.h:5: array 'u' (double[5][64][64][65], 10.16 MiB) -> DLM",
+        "header.h:6: array 'shared_grid' (double[64][64][64], 2 MiB) -> DLM",
+        "header.h:7: array 'coef' (const double[262144], 2 MiB) -> DLM",
     ] {
         assert!(report.contains(line), "no `{line}` in:\n{report}");
     }

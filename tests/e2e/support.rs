@@ -24,9 +24,17 @@ pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
 
+/// An example of the runtime (`examples/*.rs`: bigsweep, attributes, himeno).
 pub fn rust_example(name: &str) -> PathBuf {
     let path = target_dir().join("examples").join(name);
     assert!(path.is_file(), "{} is missing: run `cargo build --release --workspace --examples` first", path.display());
+    path
+}
+
+/// A test program of this suite (`tests/bin/*.rs`: rust_probe, result_main, torture, rust_fileio).
+pub fn test_program(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --release --workspace --bins` first", path.display());
     path
 }
 
@@ -190,17 +198,48 @@ pub fn kill_all(pids: &[u32]) {
     }
 }
 
-/// Whether DLM pages of 64 KiB and more are moved: the kernel has `UFFDIO_MOVE` (Linux 6.8) and
-/// the machine has no swap on (with swap on, DLM copies pages).
+/// Ends the calling test with a failure when a prerequisite of the suite is missing: the suite
+/// runs as root on a Debian machine set up by scripts/setup.sh (README), where each exists, so
+/// a missing one is a failure to see, never a silent pass.
+pub fn require(prerequisite: &str, missing: Option<String>) {
+    if let Some(reason) = missing {
+        panic!("prerequisite missing: {prerequisite}: {reason} (the suite runs as root after scripts/setup.sh)");
+    }
+}
+
+/// The one feature check of the suite, as the runtime itself probes this machine
+/// (`dlm::probe`, what `dlm doctor` reports): why DLM pages of 2 MiB are not moved whole
+/// here, if they are not (no transparent huge pages, no `UFFDIO_MOVE`, or swap on: then DLM
+/// copies pages).
+pub fn why_huge_pages_do_not_move() -> Option<String> {
+    if !dlm::probe::huge_pages_available() {
+        return Some("the kernel gives no transparent huge pages (THP mode never)".into());
+    }
+    if swap_is_on() {
+        return Some("the machine has swap on (DLM then copies pages)".into());
+    }
+    match dlm::probe::userfaultfd() {
+        Ok(found) if matches!(found.moves, dlm::probe::PageMoves::HugePageWhole) => None,
+        Ok(found) => Some(format!("2 MiB pages do not move whole here: {:?}", found.moves)),
+        Err(e) => Some(format!("no userfaultfd: {e}")),
+    }
+}
+
+/// Whether DLM pages of 64 KiB and more are moved: the kernel has `UFFDIO_MOVE` and the machine
+/// has no swap on (with swap on, DLM copies pages).
 pub fn kernel_moves_pages() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
-    let mut numbers = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
-    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 8) && !swap_is_on()
+    use dlm::probe::PageMoves::{Refused, Unavailable};
+    !swap_is_on() && dlm::probe::userfaultfd().is_ok_and(|found| !matches!(found.moves, Unavailable | Refused(_)))
 }
 
 /// Whether the machine has swap on (`/proc/swaps` lists a device or file).
 pub fn swap_is_on() -> bool {
-    std::fs::read_to_string("/proc/swaps").is_ok_and(|swaps| swaps.lines().count() > 1)
+    dlm::probe::swap_is_on()
+}
+
+/// Whether these tests run as root.
+pub fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 /// One number from DLM's statistics JSON.
@@ -261,8 +300,8 @@ pub fn plain_user() -> Result<PlainUser, String> {
     const NAME: &str = "dlm-plain";
     CREATED
         .get_or_init(|| {
-            if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-                return Err("skipped: the tests do not run as root, so they cannot create a plain user".into());
+            if !running_as_root() {
+                return Err("the tests do not run as root, so they cannot create a plain user".into());
             }
             if Command::new("id").arg(NAME).output().is_ok_and(|o| o.status.success()) {
                 return Ok(());
@@ -285,9 +324,9 @@ pub fn as_user(user: Option<&PlainUser>, home: &Path, cmd: Command) -> Command {
     }
 }
 
-/// The plain user, or `None` after printing why the test is skipped.
-pub fn plain_user_or_skip() -> Option<PlainUser> {
-    plain_user().map_err(|reason| eprintln!("{reason}")).ok()
+/// The plain user; the calling test fails if it cannot be had (see [`require`]).
+pub fn require_plain_user() -> PlainUser {
+    plain_user().unwrap_or_else(|reason| panic!("prerequisite missing: a plain user: {reason}"))
 }
 
 impl PlainUser {

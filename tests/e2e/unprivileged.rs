@@ -2,8 +2,8 @@
 //! user-only mode by itself, and the kernel's accesses to DLM memory (read, fread, recv, write …
 //! into and out of DLM buffers) keep working because the I/O calls hold their buffers
 //! resident. The legacy C programs of the suite, the kernel I/O program and a Rust `#[dlm]`
-//! program run as a plain user, byte-exact against native, paged, in user-only mode. Skipped
-//! with the reason when the tests are not root (they cannot create that user).
+//! program run as a plain user, byte-exact against native, paged, in user-only mode. They fail,
+//! saying why, when the tests are not root (they cannot create that user).
 
 use crate::rewriting::{
     build_dlm, build_native, compile, dlmcc_path, native_then_dlm_both_ways_as, no_args, HEAPIO, MULTIFILE, STENCIL,
@@ -51,7 +51,7 @@ fn legacy_program_as(user: &PlainUser, sources: &[&str], arguments: Arguments, b
 
 #[test]
 fn static_array_programs_page_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     let stencil = legacy_program_as(&user, STENCIL, Arguments::None, 32, 0.0);
     assert!(stencil.contains("gosa after 8: "), "{stencil}");
@@ -63,7 +63,7 @@ fn static_array_programs_page_as_a_plain_user() {
 
 #[test]
 fn heap_buffers_written_and_read_with_stdio_page_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     // fwrite out of and fread into malloc'd DLM buffers: without holds, EFAULT.
     let stdout = legacy_program_as(&user, HEAPIO, Arguments::DataFile, 28, 1.0);
@@ -72,7 +72,7 @@ fn heap_buffers_written_and_read_with_stdio_page_as_a_plain_user() {
 
 #[test]
 fn read_write_readv_recv_fputs_on_dlm_buffers_work_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     let dir = user.tempdir();
     // Built with _FORTIFY_SOURCE, so that its reads into a static array go through the checking
@@ -107,10 +107,10 @@ fn read_write_readv_recv_fputs_on_dlm_buffers_work_as_a_plain_user() {
 
 #[test]
 fn rust_program_reads_files_into_dlm_memory_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     let dir = user.tempdir();
-    let exe = user.runnable_copy(&rust_example("rust_fileio"), dir.path());
+    let exe = user.runnable_copy(&test_program("rust_fileio"), dir.path());
     let json = dir.path().join("rust.json");
     let mut cmd = Command::new(&exe);
     cmd.arg(dir.path()).arg("64").env("DLM_LOCAL_MEM", "16M").env("DLM_STATS_JSON", &json);
@@ -125,7 +125,7 @@ fn rust_program_reads_files_into_dlm_memory_as_a_plain_user() {
 
 #[test]
 fn a_plain_cc_library_reading_into_dlm_blocks_works_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     let dir = user.tempdir();
     // read(2) called by a shared library built with plain cc, into a DLM block: the I/O
@@ -136,7 +136,7 @@ fn a_plain_cc_library_reading_into_dlm_blocks_works_as_a_plain_user() {
 
 #[test]
 fn small_blocks_handed_to_system_calls_work_as_a_plain_user() {
-    let Some(user) = plain_user_or_skip() else { return };
+    let user = require_plain_user();
     let _heavy = one_at_a_time();
     let dir = user.tempdir();
     // A path, a struct stat and a timespec from malloc given to open, stat and nanosleep after
