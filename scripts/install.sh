@@ -8,7 +8,9 @@
 # DIR/share/man/man1.
 # The installed dlmcc finds its runtime relative to its own location, so it works from any
 # directory (`CC=dlmcc make`), and `pkg-config --cflags --libs dlm` gives what plain cc needs
-# to build a program against the DLM API. Builds the release first if needed.
+# to build a program against the DLM API. Builds the release first if needed, and takes it from
+# where cargo puts it (`cargo metadata`'s target directory: CARGO_TARGET_DIR or a cargo config
+# may move it away from ./target).
 set -euo pipefail
 
 usage() {
@@ -28,14 +30,15 @@ done
 command -v mpicc >/dev/null || { echo "install.sh: needs Open MPI's mpicc (run scripts/setup.sh)" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 cargo build --release -p dlm-rt -p dlmcc -p dlm-cli --lib --bins
+release=$(scripts/release-dir)
 mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd)
 
 install -d "$prefix/bin" "$prefix/lib/pkgconfig" "$prefix/include" "$prefix/share/man/man1"
-install -m 755 target/release/dlmcc "$prefix/bin/dlmcc"
-install -m 755 target/release/dlm "$prefix/bin/dlm"
+install -m 755 "$release/dlmcc" "$prefix/bin/dlmcc"
+install -m 755 "$release/dlm" "$prefix/bin/dlm"
 install -m 644 docs/man/dlmcc.1 docs/man/dlm.1 "$prefix/share/man/man1/"
-install -m 644 target/release/libdlm.a "$prefix/lib/libdlm.a"
-install -m 755 target/release/libdlm.so "$prefix/lib/libdlm.so"
+install -m 644 "$release/libdlm.a" "$prefix/lib/libdlm.a"
+install -m 755 "$release/libdlm.so" "$prefix/lib/libdlm.so"
 install -m 644 dlm-rt/include/dlm.h "$prefix/include/dlm.h"
 # What a C program linked against the runtime needs besides it: MPI, and the system libraries
 # of Rust's standard library.

@@ -329,3 +329,16 @@ impl PlainUser {
         copy
     }
 }
+
+/// `scripts/install.sh --prefix PREFIX` from the checkout at `checkout`, with cargo's target
+/// directory at `target_dir` if given (else the tests' own build: cargo's environment as it is).
+pub fn install(checkout: &Path, prefix: &Path, target_dir: Option<&Path>) -> Output {
+    let mut cmd = Command::new(checkout.join("scripts/install.sh"));
+    cmd.arg("--prefix").arg(prefix);
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let out = run(&mut cmd, Duration::from_secs(900));
+    out.assert_success();
+    out
+}
