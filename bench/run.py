@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RELEASE = REPO / "target" / "release"
+# Where cargo put the release build (CARGO_TARGET_DIR may move it away from ./target).
+RELEASE = Path(subprocess.run([REPO / "scripts" / "release-dir"], check=True, capture_output=True,
+                              text=True).stdout.strip())
 DLMBENCH = RELEASE / "examples" / "dlmbench"
 HIMENO_RS = RELEASE / "examples" / "himeno"
 MPI_ENV = {

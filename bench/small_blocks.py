@@ -22,15 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DLMCC = REPO / "target" / "release" / "dlmcc"
+sys.dont_write_bytecode = True  # importing run.py leaves no bench/__pycache__ behind
+from run import RELEASE, REPO  # noqa: E402
+
+DLMCC = RELEASE / "dlmcc"
 SOURCE = REPO / "bench" / "small_blocks.c"
 PHASES = ["build", "churn", "sweep", "free", "total"]
 
 
 def mimalloc_source():
     """The mimalloc sources libmimalloc-sys built (its build script names the include dir)."""
-    for output in sorted((REPO / "target" / "release" / "build").glob("libmimalloc-sys-*/output")):
+    for output in sorted((RELEASE / "build").glob("libmimalloc-sys-*/output")):
         for line in output.read_text().splitlines():
             if line.startswith("cargo:INCLUDE_DIR="):
                 return Path(line.split("=", 1)[1]).parent

@@ -8,9 +8,10 @@ rounds=${1:-3}
 budget=32M
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+release=$(scripts/release-dir)
 id dlm-plain >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dlm-plain
-target/release/dlmcc -O2 -o "$work/fileio" tests/c/fileio.c
-target/release/dlmcc -O2 -o "$work/stencil" tests/c/legacy/stencil/stencil.c
+"$release/dlmcc" -O2 -o "$work/fileio" tests/c/fileio.c
+"$release/dlmcc" -O2 -o "$work/stencil" tests/c/legacy/stencil/stencil.c
 mkdir -p "$work/root" "$work/plain"
 chown dlm-plain: "$work/plain"
 chmod 755 "$work"

@@ -165,9 +165,8 @@ export OMPI_MCA_plm_rsh_no_tree_spawn=1
 # each host to the same core (a remote server paged 40 times slower so).
 export OMPI_MCA_hwloc_base_binding_policy=none
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# mpirun notices a daemon behind a cut link only by TCP keepalive, after 8 minutes by default;
-# with these, within about 4 s (as on any cluster: set them where you run mpirun).
-export OMPI_MCA_oob_tcp_keepalive_time=4 OMPI_MCA_oob_tcp_keepalive_intvl=1 OMPI_MCA_oob_tcp_keepalive_probes=2
+# A cut link (ip link set ${VETH}K down) ends an mpirun job within seconds with the Open MPI
+# defaults that scripts/setup.sh and scripts/install.sh write (scripts/mpi-defaults.sh).
 # e.g. a memfile with the line "${PREFIX}1 1G", or: mpirun --host $local_name,${PREFIX}1 ./prog
 # remove it with: $SCRIPTS/cluster.sh down
 EOF

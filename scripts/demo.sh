@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/demo
+release=$(scripts/release-dir)
 export DLM_MEMFILE=memfile.example DLM_LOCAL_MEM=256M DLM_STATS=1
 echo "== C: dlmcc examples/c/legacy_grid.c (a 1 GiB static array, no DLM calls), through 256 MiB"
-target/release/dlmcc -O2 --dlm-report examples/c/legacy_grid.c -o target/demo/legacy_grid
+"$release/dlmcc" -O2 --dlm-report examples/c/legacy_grid.c -o target/demo/legacy_grid
 target/demo/legacy_grid | tee target/demo/legacy_grid.out
 echo "== the same C program built with cc, all in local memory: the output must be the same"
 cc -O2 examples/c/legacy_grid.c -o target/demo/legacy_grid_native

@@ -23,6 +23,10 @@ const LONG_DATA_MIB: &str = "1024";
 const LIMIT: Duration = Duration::from_secs(120);
 /// How soon a job must end after one of its servers is lost.
 const FAILURE_DEADLINE: Duration = Duration::from_secs(10);
+/// Open MPI's TCP keepalive settings, as environment variables: what the README once asked
+/// users to export for `mpirun`.
+const KEEPALIVE: [&str; 3] =
+    ["OMPI_MCA_oob_tcp_keepalive_time", "OMPI_MCA_oob_tcp_keepalive_intvl", "OMPI_MCA_oob_tcp_keepalive_probes"];
 
 fn script(name: &str) -> PathBuf {
     repo_dir().join("scripts").join(name)
@@ -75,18 +79,20 @@ impl Cluster {
         cluster
     }
 
-    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent, binds
-    /// no rank to a core (the hosts share this machine's cores), and notices a daemon behind a
-    /// cut link within seconds (TCP keepalive).
+    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent and binds
+    /// no rank to a core (the hosts share this machine's cores). Nothing about TCP keepalive:
+    /// a standalone run sets it for its daemons, and under `mpirun` it comes from the installed
+    /// toolchain's defaults (see [`Installed`]); a keepalive variable from the caller's
+    /// environment would hide a missing default, so none gets through.
     fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        for name in KEEPALIVE {
+            cmd.env_remove(name);
+        }
         cmd.env("OMPI_MCA_plm_rsh_agent", script("cluster-agent"))
             .env("OMPI_MCA_plm_rsh_no_tree_spawn", "1")
             .env("OMPI_MCA_hwloc_base_binding_policy", "none")
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .env("OMPI_MCA_oob_tcp_keepalive_time", "4")
-            .env("OMPI_MCA_oob_tcp_keepalive_intvl", "1")
-            .env("OMPI_MCA_oob_tcp_keepalive_probes", "2")
     }
 
     /// `mpirun --host COMPUTE,HOSTS...`: rank 0 (the program) here, one server rank per host.
@@ -513,22 +519,60 @@ enum Loss {
     LinkCut,
 }
 
+/// The toolchain as a user installs it (scripts/install.sh into a fresh prefix), with a home
+/// directory of its own: the user's MCA parameter file gets DLM's Open MPI defaults there,
+/// and every emulated host sees the same home (the agent passes `HOME` on, like a cluster's
+/// shared home directory), so the remote daemons read them too.
+struct Installed {
+    prefix: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Installed {
+    fn new() -> Installed {
+        let installed = Installed { prefix: tempfile::tempdir().unwrap(), home: tempfile::tempdir().unwrap() };
+        install(&repo_dir(), installed.prefix.path(), installed.home.path(), None);
+        installed
+    }
+
+    /// Compiles `source` (relative to the repo) into `dir` with the installed dlmcc.
+    fn dlmcc(&self, dir: &Path, source: &str) -> PathBuf {
+        let out = dir.join(Path::new(source).file_stem().expect("file name"));
+        succeed(
+            Command::new(self.prefix.path().join("bin/dlmcc"))
+                .args(["-O2", "-o"])
+                .arg(&out)
+                .arg(repo_dir().join(source)),
+        );
+        out
+    }
+}
+
 /// Starts a long job with its one server on dlmh1, does `loss` to that server once it holds
 /// pages (the job is paging then), and checks that the job ends within FAILURE_DEADLINE with a
 /// message naming the host (and the killed server's pid), leaving no DLM process on any host
-/// (and, when the link still works, no process at all).
+/// (nor any other process on the emulated host). Under `mpirun`, the toolchain is installed
+/// and the job started as the README writes it, `mpirun -np 2 --host HERE,dlmh1 ./bigarray N`,
+/// with no keepalive variable set: the installed defaults must do it.
 fn lose_the_remote_server(launch: Launch, loss: Loss) {
     let cluster = Cluster::up(1, None);
     let dir = tempfile::tempdir().unwrap();
-    let exe = dlmcc(dir.path(), "examples/c/bigarray.c");
     let memfile = memfile(dir.path(), "dlmh1 2G\n");
-    let mut cmd = match launch {
-        Launch::Standalone => Command::new(&exe),
-        Launch::Mpirun => cluster.mpirun(&["dlmh1"]),
+    let installed;
+    let (exe, mut cmd) = match launch {
+        Launch::Standalone => {
+            let exe = dlmcc(dir.path(), "examples/c/bigarray.c");
+            let cmd = Command::new(&exe);
+            (exe, cmd)
+        }
+        Launch::Mpirun => {
+            installed = Installed::new();
+            let exe = installed.dlmcc(dir.path(), "examples/c/bigarray.c");
+            let mut cmd = cluster.mpirun(&["dlmh1"]);
+            cmd.arg("./bigarray").current_dir(dir.path()).env("HOME", installed.home.path());
+            (exe, cmd)
+        }
     };
-    if let Launch::Mpirun = launch {
-        cmd.arg(&exe);
-    }
     cluster.env(cmd.arg(LONG_DATA_MIB).env("DLM_MEMFILE", &memfile).env("DLM_LOCAL_MEM", "16M"));
     let mut job = Job::start(&mut cmd, &exe);
     let server = job.server_paging_on("dlmh1");
@@ -542,17 +586,21 @@ fn lose_the_remote_server(launch: Launch, loss: Loss) {
             assert!(Command::new("ip").args(["link", "set", "dlmv1", "down"]).status().unwrap().success());
         }
     }
+    let lost = Instant::now();
     let what = format!("{loss:?} of the server on dlmh1 ({launch:?})");
     let (status, out, err) = job.ends_soon(&what);
+    eprintln!("the job ended {:.1} s after the {what}", lost.elapsed().as_secs_f64());
     assert!(!status.success(), "the job succeeded after {what}\n{out}\n{err}");
     assert!(!out.contains("checksum:"), "the job finished its work before {what}: {out}");
     for name in &names {
         assert!(err.contains(name.as_str()), "the message after {what} does not name {name}:\n{err}");
     }
     // The server behind a cut link exits when the program has been silent long enough, and
-    // Open MPI's daemons with their job (behind a cut link: once TCP keepalive gives up).
+    // Open MPI's daemons with their job (behind a cut link: once TCP keepalive gives up, within
+    // seconds with DLM's defaults).
     assert_no_survivors(&exe);
     cluster.assert_empty();
+    eprintln!("nothing left on any host {:.1} s after the {what}", lost.elapsed().as_secs_f64());
 }
 
 #[test]

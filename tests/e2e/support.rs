@@ -368,3 +368,24 @@ impl PlainUser {
         copy
     }
 }
+
+/// `scripts/install.sh --prefix PREFIX --mpi-defaults user` from the checkout at `checkout`,
+/// with `HOME` at `home` (so the user's MCA parameter file is the test's, never root's) and
+/// cargo's target directory at `target_dir` if given (else the tests' own build: cargo's
+/// environment as it is).
+pub fn install(checkout: &Path, prefix: &Path, home: &Path, target_dir: Option<&Path>) -> Output {
+    let mut cmd = Command::new(checkout.join("scripts/install.sh"));
+    cmd.arg("--prefix").arg(prefix).args(["--mpi-defaults", "user"]).env("HOME", home);
+    // The toolchain that runs these tests, whatever HOME says.
+    for (name, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        if std::env::var_os(name).is_none() {
+            cmd.env(name, Path::new(&std::env::var_os("HOME").expect("HOME")).join(dir));
+        }
+    }
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let out = run(&mut cmd, Duration::from_secs(900));
+    out.assert_success();
+    out
+}
