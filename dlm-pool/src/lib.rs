@@ -1,0 +1,4 @@
+pub mod assign;
+pub mod conf;
+pub mod proto;
+pub mod size;
