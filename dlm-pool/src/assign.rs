@@ -241,7 +241,10 @@ mod tests {
         let snapshot = Snapshot { servers, holdings: vec![hold("a", 0, G), hold("b", 1, 2 * G)] };
         let err = assign(&snapshot, 3 * G, 4096).unwrap_err();
         assert_eq!(err, AssignError::Insufficient { requested: 3 * G, available: G, servers_up: 2 });
-        assert_eq!(err.to_string(), "the pool cannot hold 3221225472 bytes: 1073741824 bytes are available on 2 servers up");
+        assert_eq!(
+            err.to_string(),
+            "the pool cannot hold 3221225472 bytes: 1073741824 bytes are available on 2 servers up"
+        );
     }
 
     #[test]
