@@ -117,7 +117,7 @@ fn ranked(snapshot: &Snapshot, page: u64) -> Vec<Candidate> {
         })
         .filter(|c| c.room > 0)
         .collect();
-    candidates.sort_by(|a, b| rank(a, b));
+    candidates.sort_by(rank);
     candidates
 }
 
