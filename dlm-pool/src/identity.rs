@@ -119,7 +119,7 @@ impl Verifier {
     /// Decodes `credential` with `unmunge` and reads the uid, gid and encode host.
     async fn unmunge(&self, credential: &str) -> Result<Caller, IdentityError> {
         let mut command = Command::new("unmunge");
-        command.args(["-k", "UID,GID,ENCODE_HOST"]);
+        command.args(["-k", "STATUS,UID,GID,ENCODE_HOST"]);
         if let Some(socket) = &self.munge_socket {
             command.arg("-S").arg(socket);
         }
@@ -134,12 +134,21 @@ impl Verifier {
             stdin.write_all(credential.as_bytes()).await.map_err(IdentityError::Unmunge)?;
         }
         let output = child.wait_with_output().await.map_err(IdentityError::Unmunge)?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.status.success() {
-            let message = String::from_utf8_lossy(&output.stderr);
-            let message = message.trim().trim_start_matches("unmunge: Error: ");
-            return Err(IdentityError::Refused(message.to_string()));
+            return Err(IdentityError::Refused(refusal(&stdout, &String::from_utf8_lossy(&output.stderr))));
         }
-        parse_unmunge(&String::from_utf8_lossy(&output.stdout))
+        parse_unmunge(&stdout)
+    }
+}
+
+/// Why unmunge refused: a credential it could read but not accept (expired, replayed) has
+/// its reason in the STATUS line; one it could not read at all, in its error message.
+fn refusal(stdout: &str, stderr: &str) -> String {
+    let status = stdout.lines().find_map(|l| l.strip_prefix("STATUS:")).map(str::trim);
+    match status {
+        Some(status) if !status.is_empty() => status.to_string(),
+        _ => stderr.trim().trim_start_matches("unmunge: Error: ").to_string(),
     }
 }
 
@@ -220,6 +229,18 @@ mod tests {
         assert_eq!(caller, Caller { uid: 1001, gid: 100, user: "alice".into(), host: "node03".into(), pid: None });
         let other = text.replace("dlm-pool", "slurm");
         assert!(matches!(parse_unmunge(&other), Err(IdentityError::WrongPayload)));
+    }
+
+    #[test]
+    fn says_why_unmunge_refused() {
+        assert_eq!(
+            refusal("STATUS:          Replayed credential (17)\nUID: root (0)\n\n", ""),
+            "Replayed credential (17)"
+        );
+        assert_eq!(
+            refusal("", "unmunge: Error: Failed to base64-decode credential\n"),
+            "Failed to base64-decode credential"
+        );
     }
 
     #[test]
