@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Installs what DLM needs on Debian (Open MPI, libclang for the bindings, a C compiler) and
-# builds the workspace in release mode. Needs root (or sudo) for apt-get.
+# Installs what DLM needs on Debian (Open MPI, libclang for the bindings, a C compiler, MUNGE
+# for the memory pool) and builds the workspace in release mode. Needs root (or sudo) for
+# apt-get and munged. Safe to run again: it installs and starts only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang)
+# munge: the pool manager checks callers over TCP with unmunge, clients make credentials with
+# munge (dlm-pool/src/identity.rs); curl: the pool's tests speak to the manager as `nobody`.
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl)
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then
-    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+# munged, with a key, unless one already answers (no systemd here to start it).
+if ! munge -n >/dev/null 2>&1; then
+    if [ ! -s /etc/munge/munge.key ]; then
+        $SUDO mungekey --create --keyfile=/etc/munge/munge.key
+        $SUDO chown munge:munge /etc/munge/munge.key
+        $SUDO chmod 0600 /etc/munge/munge.key
+    fi
+    $SUDO install -d -o munge -g munge -m 0755 /run/munge
+    $SUDO runuser -u munge -- /usr/sbin/munged
+    munge -n >/dev/null || { echo "setup: munged does not answer (see /var/log/munge/munged.log)" >&2; exit 1; }
 fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2

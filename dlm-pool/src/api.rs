@@ -43,6 +43,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::watch;
 
 /// How often the monitor ticks the pool (lease expiry, silent servers, drains).
@@ -72,6 +73,8 @@ pub enum ManagerError {
     SocketInUse(PathBuf),
     #[error("cannot listen on the Unix socket {path}: {source}")]
     Unix { path: PathBuf, source: io::Error },
+    #[error("cannot start the manager's event loop or signal handlers: {0}")]
+    Runtime(io::Error),
     #[error("serving the API failed: {0}")]
     Serve(io::Error),
 }
@@ -165,6 +168,32 @@ impl Manager {
             let _ = std::fs::remove_file(path);
         }
         result
+    }
+}
+
+/// Runs the manager in the foreground on a runtime of its own until SIGINT or SIGTERM, or
+/// until `dlm pool down` was accepted. `ready` is called once the listeners are bound, with
+/// the TCP address (if any).
+pub fn run_foreground(config: ManagerConfig, ready: impl FnOnce(Option<SocketAddr>)) -> Result<(), ManagerError> {
+    // One thread: every handler is short and holds the pool's lock without awaiting.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ManagerError::Runtime)?;
+    runtime.block_on(async {
+        let manager = Manager::bind(config).await?;
+        let terminate = signal(SignalKind::terminate())?;
+        let interrupt = signal(SignalKind::interrupt())?;
+        ready(manager.tcp_addr());
+        manager.run(until_signal(terminate, interrupt)).await
+    })
+}
+
+fn signal(kind: SignalKind) -> Result<Signal, ManagerError> {
+    tokio::signal::unix::signal(kind).map_err(ManagerError::Runtime)
+}
+
+async fn until_signal(mut terminate: Signal, mut interrupt: Signal) {
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
     }
 }
 

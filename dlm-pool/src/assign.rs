@@ -52,8 +52,12 @@ pub fn used_bytes(snapshot: &Snapshot, server: ServerId) -> u64 {
     snapshot.holdings.iter().filter(|h| h.server == server).map(|h| h.bytes).sum()
 }
 
-/// What a new client could get on `server`: the cap's rest, or the host's room if smaller.
+/// What a new client could get on `server`: nothing unless it is up; else the cap's rest, or
+/// the host's room if smaller.
 pub fn available_bytes(snapshot: &Snapshot, server: &ServerView) -> u64 {
+    if server.state != ServerState::Up {
+        return 0;
+    }
     let cap_room = server.cap_bytes.saturating_sub(used_bytes(snapshot, server.id));
     server.host_room_bytes.map_or(cap_room, |host| host.min(cap_room))
 }
