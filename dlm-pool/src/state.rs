@@ -170,6 +170,8 @@ struct Client {
     grants: BTreeMap<ServerId, u64>,
     /// Moves off draining servers that the client has not confirmed yet.
     moves: Vec<Move>,
+    /// Servers whose process was replaced while the client had pages there.
+    lost: Vec<Lost>,
 }
 
 /// The manager's phase, with when it ends.
@@ -252,8 +254,11 @@ impl Pool {
             return Err(PoolError::Stopping);
         }
         let index = self.line_for(request)?;
+        let same_process = self.servers[index].process.as_ref().is_some_and(|p| p.pid == request.pid);
+        if !same_process && self.servers[index].process.is_some() {
+            self.forget_replaced(index);
+        }
         let server = &mut self.servers[index];
-        let same_process = server.process.as_ref().is_some_and(|p| p.pid == request.pid);
         if !same_process {
             server.held.clear();
             server.mem = None;
@@ -265,6 +270,23 @@ impl Pool {
             server.standing = Standing::Up;
         }
         Ok(Registered { server: server.id, cap_bytes: server.cap, report_ms: millis(self.timing.report_every) })
+    }
+
+    /// A new process takes the line of one that died: the pages the old one held are gone, so
+    /// its clients' grants there go (the new process must not admit them) and each client
+    /// hears of the loss in its renewals.
+    fn forget_replaced(&mut self, index: usize) {
+        let server = &self.servers[index];
+        let reason = match server.standing {
+            Standing::Down(reason) => reason,
+            Standing::Up | Standing::Draining => DownReason::Silent,
+        };
+        let lost = Lost { server: server.id, host: server.host.clone(), reason };
+        for client in self.clients.values_mut() {
+            if client.grants.remove(&lost.server).is_some() {
+                client.lost.push(lost.clone());
+            }
+        }
     }
 
     /// The POOLCONF line a registering server gets: the one it names if it may have it, else
@@ -332,6 +354,7 @@ impl Pool {
                 expires: now + self.timing.lease,
                 grants: BTreeMap::new(),
                 moves: Vec::new(),
+                lost: Vec::new(),
             });
             client.grants.insert(server, record.granted_bytes);
         }
@@ -377,6 +400,7 @@ impl Pool {
             expires: now + self.timing.lease,
             grants: grants.iter().map(|g| (g.server, g.bytes)).collect(),
             moves: Vec::new(),
+            lost: Vec::new(),
         };
         self.clients.insert(id.clone(), client);
         Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares })
@@ -404,15 +428,12 @@ impl Pool {
         let client = self.owned_client(uid, id, lease, now)?;
         client.expires = now + term;
         let moves = client.moves.clone();
+        let mut lost = client.lost.clone();
         let on: Vec<ServerId> = client.grants.keys().copied().collect();
-        let lost = on
-            .iter()
-            .map(|&s| &self.servers[s.0 as usize])
-            .filter_map(|s| match s.standing {
-                Standing::Down(reason) => Some(Lost { server: s.id, host: s.host.clone(), reason }),
-                _ => None,
-            })
-            .collect();
+        lost.extend(on.iter().map(|&s| &self.servers[s.0 as usize]).filter_map(|s| match s.standing {
+            Standing::Down(reason) => Some(Lost { server: s.id, host: s.host.clone(), reason }),
+            _ => None,
+        }));
         Ok(Renewed { lease_ms: millis(term), lost, moves })
     }
 
@@ -918,5 +939,24 @@ mod tests {
         pool.tick(t0 + 5 * SECOND);
         let registered = pool.register(&other, t0 + 5 * SECOND).unwrap();
         assert_eq!((registered.server, registered.cap_bytes), (ServerId(1), G));
+    }
+
+    #[test]
+    fn a_replaced_server_does_not_serve_the_old_ones_clients() {
+        let (mut pool, t0) = serving("a 8G\nb 8G\nc 8G\n", 64 * G);
+        let a = pool_join_spread(&mut pool, t0);
+        for s in [0, 2] {
+            pool.report(ServerId(s), &report(100 + s, 64 * G, vec![]), t0 + 4 * SECOND).unwrap();
+        }
+        pool.renew(1, &a.client, &a.lease, t0 + 4 * SECOND).unwrap();
+        pool.tick(t0 + 5 * SECOND);
+        // Server 1 died (silent); a new process takes its line before the client renews.
+        let t1 = t0 + 5 * SECOND;
+        let new = RegisterRequest { host: "b".into(), pid: 9, cap_bytes: 8 * G, endpoint: "new".into(), server: None };
+        assert_eq!(pool.register(&new, t1).unwrap().server, ServerId(1));
+        assert!(pool.report(ServerId(1), &report(9, 64 * G, vec![]), t1).unwrap().clients.is_empty());
+        let renewed = pool.renew(1, &a.client, &a.lease, t1).unwrap();
+        assert_eq!(renewed.lost, [Lost { server: ServerId(1), host: "b".into(), reason: DownReason::Silent }]);
+        assert_eq!(used(&pool, t1), [8 * G, 0, 0]);
     }
 }
