@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# Installs what DLM needs on Debian (Open MPI, libclang for the bindings, a C compiler), writes
-# DLM's defaults into Open MPI's own parameter file (scripts/mpi-defaults.sh: a plain mpirun
-# then ends within seconds of losing a host) and builds the workspace in release mode. Needs
-# root (or sudo) for apt-get and that file.
+# Installs what DLM needs on Debian (Open MPI, libclang for the bindings, a C compiler, MUNGE
+# for the memory pool), writes DLM's defaults into Open MPI's own parameter file
+# (scripts/mpi-defaults.sh: a plain mpirun then ends within seconds of losing a host) and
+# builds the workspace in release mode. Needs root (or sudo) for apt-get, that file and munged.
+# Safe to run again: it installs and starts only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang iproute2 groff-base man-db)
+# munge: the pool manager checks callers over TCP with unmunge, clients make credentials with
+# munge (dlm-pool/src/identity.rs); curl: the pool's tests speak to the manager as `nobody`;
+# iproute2, groff and man: the end-to-end tests (emulated hosts, the man pages).
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db)
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 if ((${#missing[@]})); then
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 $SUDO scripts/mpi-defaults.sh system
+# munged, with a key, unless one already answers (no systemd here to start it).
+if ! munge -n >/dev/null 2>&1; then
+    if [ ! -s /etc/munge/munge.key ]; then
+        $SUDO mungekey --create --keyfile=/etc/munge/munge.key
+        $SUDO chown munge:munge /etc/munge/munge.key
+        $SUDO chmod 0600 /etc/munge/munge.key
+    fi
+    $SUDO install -d -o munge -g munge -m 0755 /run/munge
+    $SUDO runuser -u munge -- /usr/sbin/munged
+    munge -n >/dev/null || { echo "setup: munged does not answer (see /var/log/munge/munged.log)" >&2; exit 1; }
+fi
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
     exit 1

@@ -5,15 +5,19 @@
 //! its UCX transport, the `DLM_*` options, the memfile's syntax and hosts, and available memory
 //! against what the memfile asks — and says for each problem what to do. It exits 1 when
 //! something would stop a DLM run; warnings (slower, but works) keep status 0.
-//! `dlm --version` prints the version, as `dlmcc --version` does.
+//! `dlm pool manager POOLCONF` runs a memory pool's manager in the foreground;
+//! `dlm pool status [--json]`, `dlm pool drain HOST` and `dlm pool down [--force]` talk to it
+//! (see docs/POOL.md). `dlm --version` prints the version, as `dlmcc --version` does.
 //!
-//! Modules: `checks` (one file per check, run in order by `checks::run_all`) and `report`
-//! (findings, and how they are printed).
+//! Modules: `checks` (one file per check, run in order by `checks::run_all`), `report`
+//! (findings, and how they are printed) and `pool` (the `dlm pool` subcommands).
 
 mod checks;
+mod pool;
 mod report;
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -37,11 +41,80 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         memfile: Option<PathBuf>,
     },
+    /// A memory pool: resident memory servers shared by many programs, and their manager
+    #[command(subcommand)]
+    Pool(PoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolCommand {
+    /// Run the pool's manager in the foreground for the servers that POOLCONF names
+    Manager {
+        /// Lines `HOST SIZE`: a memory-server host and the most DLM may use there
+        poolconf: PathBuf,
+        /// TCP address to listen on (callers there need MUNGE credentials)
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7450")]
+        listen: SocketAddr,
+        /// Unix socket to listen on (callers there are known by their peer credentials)
+        #[arg(long, value_name = "PATH", default_value = dlm_pool::client::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Seconds a client's lease lasts after its last keep-alive
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        lease: u64,
+    },
+    /// Show each server (cap, use, load, host memory, state) and each client
+    Status {
+        /// Print the manager's JSON instead of tables
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: ManagerAddress,
+    },
+    /// Stop new assignments to HOST's servers and move their clients' pages elsewhere
+    Drain {
+        host: String,
+        #[command(flatten)]
+        at: ManagerAddress,
+    },
+    /// Stop the pool; refused while clients run unless --force
+    Down {
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        at: ManagerAddress,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ManagerAddress {
+    /// The manager: HOST[:PORT] (TCP, with a MUNGE credential) or a socket path
+    /// [default: $DLM_POOL, else /run/dlm/pool.sock]
+    #[arg(short = 's', long = "server", value_name = "HOST")]
+    server: Option<String>,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Doctor { memfile } => doctor(memfile),
+        Command::Pool(command) => match pool_command(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // The pool's errors already say what failed and why (their sources included).
+                eprintln!("dlm pool: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn pool_command(command: PoolCommand) -> anyhow::Result<()> {
+    match command {
+        PoolCommand::Manager { poolconf, listen, socket, lease } => {
+            pool::manager(&poolconf, Some(listen), Some(socket), lease)
+        }
+        PoolCommand::Status { json, at } => pool::status(&pool::client(at.server), json),
+        PoolCommand::Drain { host, at } => pool::drain(&pool::client(at.server), &host),
+        PoolCommand::Down { force, at } => pool::down(&pool::client(at.server), force),
     }
 }
 

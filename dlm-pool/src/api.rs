@@ -1,0 +1,435 @@
+//! The manager's HTTP + JSON API (axum), served on a TCP listener and on a Unix socket at
+//! once, and the monitor that ticks the pool.
+//!
+//! Every request is first given a [`Caller`] (see `identity`); a request whose caller cannot
+//! be established is refused with 401. Servers and the administrator's calls (register,
+//! report, drain, down) are allowed to root and to the user the manager runs as (403 for
+//! others); clients may renew, leave or confirm moves only for their own uid and with their
+//! lease. The routes:
+//!
+//! | method and path               | body → reply                         |
+//! |-------------------------------|--------------------------------------|
+//! | `POST /v1/clients`            | `JoinRequest` → 201 `Assignment`     |
+//! | `POST /v1/clients/{id}/renew` | `LeaseRequest` → `Renewed`           |
+//! | `POST /v1/clients/{id}/leave` | `LeaseRequest` → 204                 |
+//! | `POST /v1/clients/{id}/moved` | `MovedRequest` → 204                 |
+//! | `POST /v1/servers`            | `RegisterRequest` → `Registered`     |
+//! | `POST /v1/servers/{id}/report`| `Report` → `ReportReply`             |
+//! | `GET /v1/status`              | → `Status`                           |
+//! | `POST /v1/admin/drain`        | `DrainRequest` → `Drained`           |
+//! | `POST /v1/admin/down`         | `DownRequest` → 204, then it exits   |
+//!
+//! Errors are `{"error": "…"}` with a status that says whose fault it is.
+
+use crate::conf::PoolConf;
+use crate::identity::{Caller, IdentityError, Peer, Verifier};
+use crate::proto::{
+    ClientId, DownRequest, DrainRequest, ErrorBody, JoinRequest, LeaseRequest, MovedRequest, RegisterRequest, Report,
+    ServerId,
+};
+use crate::state::{Owner, Pool, PoolError, Timing};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{Signal, SignalKind};
+use tokio::sync::watch;
+
+/// How often the monitor ticks the pool (lease expiry, silent servers, drains).
+const TICK: Duration = Duration::from_millis(200);
+
+/// What the manager serves and how.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub conf: PoolConf,
+    /// The TCP address to listen on (callers need MUNGE credentials there).
+    pub listen: Option<SocketAddr>,
+    /// The Unix socket to listen on (callers are known by their peer credentials).
+    pub socket: Option<PathBuf>,
+    pub timing: Timing,
+    /// munged's socket, if not the default.
+    pub munge_socket: Option<PathBuf>,
+}
+
+/// Why the manager could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("the manager needs a TCP address or a Unix socket to listen on")]
+    NoListener,
+    #[error("cannot listen on {addr}: {source}")]
+    Tcp { addr: SocketAddr, source: io::Error },
+    #[error("another manager is listening on {0}; stop it first")]
+    SocketInUse(PathBuf),
+    #[error("cannot listen on the Unix socket {path}: {source}")]
+    Unix { path: PathBuf, source: io::Error },
+    #[error("cannot start the manager's event loop or signal handlers: {0}")]
+    Runtime(io::Error),
+    #[error("serving the API failed: {0}")]
+    Serve(io::Error),
+}
+
+/// The manager, bound to its listeners and ready to serve.
+pub struct Manager {
+    tcp: Option<TcpListener>,
+    unix: Option<(UnixListener, PathBuf)>,
+    shared: Arc<Shared>,
+}
+
+/// What every handler shares.
+struct Shared {
+    pool: Mutex<Pool>,
+    verifier: Verifier,
+    /// The uid the manager runs as: it, and root, may act as servers and administrator.
+    admin_uid: u32,
+    /// Set when `dlm pool down` was accepted: the manager exits soon after.
+    stop: watch::Sender<bool>,
+}
+
+type AppState = Arc<Shared>;
+
+impl Manager {
+    /// Binds the listeners of `config` (a stale Unix socket file is replaced; one a live
+    /// manager answers on is not).
+    pub async fn bind(config: ManagerConfig) -> Result<Self, ManagerError> {
+        if config.listen.is_none() && config.socket.is_none() {
+            return Err(ManagerError::NoListener);
+        }
+        let tcp = match config.listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ManagerError::Tcp { addr, source })?),
+            None => None,
+        };
+        let unix = match &config.socket {
+            Some(path) => Some((bind_unix(path).await?, path.clone())),
+            None => None,
+        };
+        let pool = Pool::new(&config.conf, config.timing, Instant::now());
+        let shared = Shared {
+            pool: Mutex::new(pool),
+            verifier: Verifier::new(config.munge_socket),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            admin_uid: unsafe { libc::geteuid() },
+            stop: watch::channel(false).0,
+        };
+        Ok(Manager { tcp, unix, shared: Arc::new(shared) })
+    }
+
+    /// The TCP address actually bound (useful with port 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes or `dlm pool down` was accepted; removes the Unix
+    /// socket file on the way out.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ManagerError> {
+        let app = router(self.shared.clone());
+        let mut stop = self.shared.stop.subscribe();
+        let (quit, _) = watch::channel(false);
+        let monitor = tokio::spawn(monitor(self.shared.clone()));
+        let mut servers = Vec::new();
+        if let Some(listener) = self.tcp {
+            let service = app.clone().into_make_service_with_connect_info::<Peer>();
+            let done = until_true(quit.subscribe());
+            servers
+                .push(tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(done).await }));
+        }
+        let socket_path = self.unix.as_ref().map(|(_, p)| p.clone());
+        if let Some((listener, _)) = self.unix {
+            let service = app.into_make_service_with_connect_info::<Peer>();
+            let done = until_true(quit.subscribe());
+            servers
+                .push(tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(done).await }));
+        }
+        tokio::select! {
+            () = shutdown => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        quit.send_replace(true);
+        let mut result = Ok(());
+        for server in servers {
+            match server.await {
+                Ok(Err(e)) => result = Err(ManagerError::Serve(e)),
+                Err(e) => result = Err(ManagerError::Serve(io::Error::other(e))),
+                Ok(Ok(())) => {}
+            }
+        }
+        monitor.abort();
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}
+
+/// Runs the manager in the foreground on a runtime of its own until SIGINT or SIGTERM, or
+/// until `dlm pool down` was accepted. `ready` is called once the listeners are bound, with
+/// the TCP address (if any).
+pub fn run_foreground(config: ManagerConfig, ready: impl FnOnce(Option<SocketAddr>)) -> Result<(), ManagerError> {
+    // One thread: every handler is short and holds the pool's lock without awaiting.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ManagerError::Runtime)?;
+    runtime.block_on(async {
+        let manager = Manager::bind(config).await?;
+        let terminate = signal(SignalKind::terminate())?;
+        let interrupt = signal(SignalKind::interrupt())?;
+        ready(manager.tcp_addr());
+        manager.run(until_signal(terminate, interrupt)).await
+    })
+}
+
+fn signal(kind: SignalKind) -> Result<Signal, ManagerError> {
+    tokio::signal::unix::signal(kind).map_err(ManagerError::Runtime)
+}
+
+async fn until_signal(mut terminate: Signal, mut interrupt: Signal) {
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
+/// Binds the Unix socket, open to every local user (the kernel tells who each one is).
+async fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ManagerError> {
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(ManagerError::SocketInUse(path.to_path_buf()));
+    }
+    let unix_err = |source| ManagerError::Unix { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(unix_err)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(unix_err(e)),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path).map_err(unix_err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(unix_err)?;
+    Ok(listener)
+}
+
+async fn until_true(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|v| *v).await;
+}
+
+/// Ticks the pool forever, clients or not; after an accepted `down`, lets the servers read
+/// their "down" in a report or two, then stops the manager.
+async fn monitor(shared: AppState) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let (stopping, report_every) = {
+            let mut pool = lock(&shared);
+            pool.tick(Instant::now());
+            (pool.stopping(), pool.timing().report_every)
+        };
+        if stopping {
+            tokio::time::sleep(report_every * 2).await;
+            shared.stop.send_replace(true);
+            return;
+        }
+    }
+}
+
+/// The pool, even if a handler panicked while holding it (its state stays consistent: every
+/// method checks before it changes anything).
+fn lock(shared: &Shared) -> MutexGuard<'_, Pool> {
+    shared.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn router(shared: AppState) -> Router {
+    Router::new()
+        .route("/v1/clients", post(join))
+        .route("/v1/clients/{id}/renew", post(renew))
+        .route("/v1/clients/{id}/leave", post(leave))
+        .route("/v1/clients/{id}/moved", post(moved))
+        .route("/v1/servers", post(register))
+        .route("/v1/servers/{id}/report", post(report))
+        .route("/v1/status", get(status))
+        .route("/v1/admin/drain", post(drain))
+        .route("/v1/admin/down", post(down))
+        .with_state(shared)
+}
+
+/// An error reply.
+#[derive(Debug)]
+enum ApiError {
+    Identity(IdentityError),
+    NotAdmin { uid: u32 },
+    BadBody(String),
+    Pool(PoolError),
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        ApiError::Pool(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            ApiError::Identity(e) if e.is_internal() => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            ApiError::Identity(e) => (StatusCode::UNAUTHORIZED, e.to_string()),
+            ApiError::NotAdmin { uid } => (
+                StatusCode::FORBIDDEN,
+                format!("uid {uid} may not act as a server or administrator (root or the manager's user may)"),
+            ),
+            ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            ApiError::Pool(e) => (pool_status(e), e.to_string()),
+        };
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
+        if let ApiError::Pool(PoolError::Rebuilding { retry_ms }) = self {
+            let seconds = retry_ms.div_ceil(1000).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert("retry-after", value);
+            }
+        }
+        response
+    }
+}
+
+fn pool_status(e: &PoolError) -> StatusCode {
+    use PoolError::*;
+    match e {
+        Rebuilding { .. } | Stopping => StatusCode::SERVICE_UNAVAILABLE,
+        Full(_) | DrainFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        ZeroBytes => StatusCode::BAD_REQUEST,
+        UnknownClient(_) | UnknownServer(_) | NoLine(_) | NothingToDrain(_) => StatusCode::NOT_FOUND,
+        WrongLease(_) | NotYours { .. } => StatusCode::FORBIDDEN,
+        NoMove { .. } | NotThatServer { .. } | LinesTaken { .. } | ClientsRunning { .. } => StatusCode::CONFLICT,
+        Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<Peer>>().cloned() else {
+            return Err(ApiError::Identity(IdentityError::NoPeerCredentials));
+        };
+        state.verifier.identify(&peer, &parts.headers).await.map_err(ApiError::Identity)
+    }
+}
+
+/// A caller allowed to act as a server or administrator.
+struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.uid != 0 && caller.uid != state.admin_uid {
+            return Err(ApiError::NotAdmin { uid: caller.uid });
+        }
+        Ok(Admin)
+    }
+}
+
+/// A JSON body whose rejection is an [`ApiError`] (so every error reply is JSON).
+struct Body<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::BadBody(rejection_text(rejection))),
+        }
+    }
+}
+
+fn rejection_text(rejection: JsonRejection) -> String {
+    format!("bad request body: {}", rejection.body_text())
+}
+
+async fn join(
+    State(shared): State<AppState>,
+    caller: Caller,
+    Body(request): Body<JoinRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let owner =
+        Owner { uid: caller.uid, user: caller.user, host: caller.host, pid: caller.pid.or(request.pid).unwrap_or(0) };
+    let assignment = lock(&shared).join(owner, &request, Instant::now())?;
+    Ok((StatusCode::CREATED, Json(assignment)))
+}
+
+async fn renew(
+    State(shared): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<LeaseRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let renewed = lock(&shared).renew(caller.uid, &ClientId(id), &request.lease, Instant::now())?;
+    Ok(Json(renewed))
+}
+
+async fn leave(
+    State(shared): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<LeaseRequest>,
+) -> Result<StatusCode, ApiError> {
+    lock(&shared).leave(caller.uid, &ClientId(id), &request.lease, Instant::now())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn moved(
+    State(shared): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<MovedRequest>,
+) -> Result<StatusCode, ApiError> {
+    lock(&shared).moved(caller.uid, &ClientId(id), &request.lease, request.from, Instant::now())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn register(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Body(request): Body<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(lock(&shared).register(&request, Instant::now())?))
+}
+
+async fn report(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<u32>,
+    Body(report): Body<Report>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(lock(&shared).report(ServerId(id), &report, Instant::now())?))
+}
+
+async fn status(State(shared): State<AppState>, _caller: Caller) -> impl IntoResponse {
+    Json(lock(&shared).status(Instant::now()))
+}
+
+async fn drain(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Body(request): Body<DrainRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(lock(&shared).drain(&request.host)?))
+}
+
+async fn down(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Body(request): Body<DownRequest>,
+) -> Result<StatusCode, ApiError> {
+    lock(&shared).down(request.force)?;
+    Ok(StatusCode::NO_CONTENT)
+}

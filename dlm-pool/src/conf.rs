@@ -1,0 +1,117 @@
+//! POOLCONF: the memory-server hosts of a pool and the most DLM may use on each.
+//!
+//! ```text
+//! # host      the most DLM may use there
+//! node03      16G
+//! node04      512M
+//! ```
+//! The memfile's grammar: one resident server per line, `#` starts a comment, the same host
+//! may appear on several lines (one server each). A server's id in the pool is its line's
+//! index among the server lines (0, 1, …), so ids survive a restart of the manager.
+
+use dlm_units::{parse_size, SizeError};
+use std::path::{Path, PathBuf};
+
+/// One resident memory server: where it runs and its cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfLine {
+    pub host: String,
+    pub cap_bytes: u64,
+    /// The line number in the file, for messages.
+    pub line: usize,
+}
+
+/// A parsed POOLCONF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConf {
+    pub path: PathBuf,
+    pub servers: Vec<ConfLine>,
+}
+
+/// Why a POOLCONF was rejected; every variant names the file (and line).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    #[error("cannot read POOLCONF {path}: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: expected `HOST SIZE` (e.g. `node03 16G`), found `{text}`")]
+    Malformed { path: PathBuf, line: usize, text: String },
+    #[error("{path}:{line}: {source}")]
+    BadSize { path: PathBuf, line: usize, source: SizeError },
+    #[error("{path}:{line}: a cap of 0 bytes gives DLM nothing on {host}; remove the line or give a size")]
+    ZeroCap { path: PathBuf, line: usize, host: String },
+    #[error("{path}: names no memory server; add a line such as `node03 16G`")]
+    Empty { path: PathBuf },
+}
+
+impl PoolConf {
+    /// Reads and parses the POOLCONF at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfError::Unreadable { path: path.to_path_buf(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses POOLCONF text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfError> {
+        let mut servers = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            if let Some(server) = parse_line(path, index + 1, raw)? {
+                servers.push(server);
+            }
+        }
+        if servers.is_empty() {
+            return Err(ConfError::Empty { path: path.into() });
+        }
+        Ok(PoolConf { path: path.to_path_buf(), servers })
+    }
+}
+
+/// One line: `None` for a blank or comment line.
+fn parse_line(path: &Path, line: usize, raw: &str) -> Result<Option<ConfLine>, ConfError> {
+    let content = raw.split('#').next().unwrap_or("").trim();
+    if content.is_empty() {
+        return Ok(None);
+    }
+    let fields: Vec<&str> = content.split_whitespace().collect();
+    let [host, size] = fields[..] else {
+        return Err(ConfError::Malformed { path: path.into(), line, text: raw.trim().into() });
+    };
+    let cap_bytes = parse_size(size).map_err(|source| ConfError::BadSize { path: path.into(), line, source })?;
+    if cap_bytes == 0 {
+        return Err(ConfError::ZeroCap { path: path.into(), line, host: host.into() });
+    }
+    Ok(Some(ConfLine { host: host.to_string(), cap_bytes, line }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PoolConf, ConfError> {
+        PoolConf::parse(Path::new("pool.conf"), text)
+    }
+
+    #[test]
+    fn reads_hosts_caps_and_comments() {
+        let conf = parse("# pool\nnode03 16G\n\n  node04\t512M  # small one\nnode03 1G\n").unwrap();
+        let lines: Vec<_> = conf.servers.iter().map(|s| (s.host.as_str(), s.cap_bytes, s.line)).collect();
+        assert_eq!(lines, [("node03", 16 << 30, 2), ("node04", 512 << 20, 4), ("node03", 1 << 30, 5)]);
+    }
+
+    #[test]
+    fn names_the_bad_line() {
+        let err = parse("node03 1G\nnode04\n").unwrap_err().to_string();
+        assert_eq!(err, "pool.conf:2: expected `HOST SIZE` (e.g. `node03 16G`), found `node04`");
+        let err = parse("node03 12X\n").unwrap_err().to_string();
+        assert!(err.starts_with("pool.conf:1: invalid size `12X`"), "{err}");
+        let err = parse("\nnode03 0\n").unwrap_err().to_string();
+        assert!(err.starts_with("pool.conf:2: a cap of 0 bytes"), "{err}");
+        assert!(matches!(parse("# nothing\n"), Err(ConfError::Empty { .. })));
+    }
+
+    #[test]
+    fn unreadable_file_names_it() {
+        let err = PoolConf::load(Path::new("/nonexistent/pool.conf")).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read POOLCONF /nonexistent/pool.conf:"), "{err}");
+    }
+}
