@@ -9,7 +9,7 @@
 //! may appear on several lines (one server each). A server's id in the pool is its line's
 //! index among the server lines (0, 1, …), so ids survive a restart of the manager.
 
-use dlm_units::{parse_size, SizeError};
+use dlm_units::{host_lines, HostLine, HostLineError, SizeError};
 use std::path::{Path, PathBuf};
 
 /// One resident memory server: where it runs and its cap.
@@ -53,12 +53,7 @@ impl PoolConf {
 
     /// Parses POOLCONF text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfError> {
-        let mut servers = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            if let Some(server) = parse_line(path, index + 1, raw)? {
-                servers.push(server);
-            }
-        }
+        let servers = host_lines(text).map(|line| server_line(path, line)).collect::<Result<Vec<_>, _>>()?;
         if servers.is_empty() {
             return Err(ConfError::Empty { path: path.into() });
         }
@@ -66,21 +61,14 @@ impl PoolConf {
     }
 }
 
-/// One line: `None` for a blank or comment line.
-fn parse_line(path: &Path, line: usize, raw: &str) -> Result<Option<ConfLine>, ConfError> {
-    let content = raw.split('#').next().unwrap_or("").trim();
-    if content.is_empty() {
-        return Ok(None);
+/// One server line of the memfile grammar, with a cap of at least one byte.
+fn server_line(path: &Path, line: Result<HostLine, HostLineError>) -> Result<ConfLine, ConfError> {
+    match line {
+        Ok(HostLine { host, bytes: 0, line }) => Err(ConfError::ZeroCap { path: path.into(), line, host }),
+        Ok(HostLine { host, bytes, line }) => Ok(ConfLine { host, cap_bytes: bytes, line }),
+        Err(HostLineError::Malformed { line, text }) => Err(ConfError::Malformed { path: path.into(), line, text }),
+        Err(HostLineError::BadSize { line, source }) => Err(ConfError::BadSize { path: path.into(), line, source }),
     }
-    let fields: Vec<&str> = content.split_whitespace().collect();
-    let [host, size] = fields[..] else {
-        return Err(ConfError::Malformed { path: path.into(), line, text: raw.trim().into() });
-    };
-    let cap_bytes = parse_size(size).map_err(|source| ConfError::BadSize { path: path.into(), line, source })?;
-    if cap_bytes == 0 {
-        return Err(ConfError::ZeroCap { path: path.into(), line, host: host.into() });
-    }
-    Ok(Some(ConfLine { host: host.to_string(), cap_bytes, line }))
 }
 
 #[cfg(test)]

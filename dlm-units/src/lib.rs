@@ -1,7 +1,9 @@
 //! Byte sizes as DLM's users write them (`4096`, `256K`, `4GiB`; `1.5G` is not accepted) and
-//! read them (`256 MiB`, `1.50 GiB`): [`parse_size`] and [`Bytes`], shared by the runtime,
-//! dlmcc and the `dlm` command so that every front end reads and prints sizes alike. It is
-//! its own crate so that dlmcc can read `--dlm-threshold=1M` without linking the runtime.
+//! read them (`256 MiB`, `1.50 GiB`): [`parse_size`] and [`Bytes`], and the `HOST SIZE` lines
+//! of the files that name hosts and their memory (the runtime's memfile, a pool's POOLCONF):
+//! [`host_lines`]. Shared by the runtime, dlmcc, the pool manager and the `dlm` command so that
+//! every front end reads and prints them alike. It is its own crate so that dlmcc and the pool
+//! manager can read them without linking the runtime (MPI, mimalloc).
 
 use std::fmt;
 
@@ -32,6 +34,49 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     };
     let number: u64 = digits.parse().map_err(|_| SizeError::Overflow(text.to_string()))?;
     number.checked_mul(1u64 << shift).ok_or_else(|| SizeError::Overflow(text.to_string()))
+}
+
+/// One `HOST SIZE` line of a memfile or POOLCONF: a host and the bytes DLM may use there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLine {
+    pub host: String,
+    pub bytes: u64,
+    /// Its line number in the file (from 1), for messages.
+    pub line: usize,
+}
+
+/// Why a `HOST SIZE` line was rejected (the caller adds the file's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostLineError {
+    /// Not two fields: `text` is the line as written.
+    Malformed {
+        line: usize,
+        text: String,
+    },
+    BadSize {
+        line: usize,
+        source: SizeError,
+    },
+}
+
+/// The `HOST SIZE` lines of `text`, in order: `#` starts a comment, blank lines are skipped,
+/// the same host may stand on several lines.
+pub fn host_lines(text: &str) -> impl Iterator<Item = Result<HostLine, HostLineError>> + '_ {
+    text.lines().enumerate().filter_map(|(index, raw)| {
+        let line = index + 1;
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            return None;
+        }
+        let fields: Vec<&str> = content.split_whitespace().collect();
+        let [host, size] = fields[..] else {
+            return Some(Err(HostLineError::Malformed { line, text: raw.trim().into() }));
+        };
+        Some(match parse_size(size) {
+            Ok(bytes) => Ok(HostLine { host: host.to_string(), bytes, line }),
+            Err(source) => Err(HostLineError::BadSize { line, source }),
+        })
+    })
 }
 
 /// Displays a byte count the way people read it (`256 MiB`, `1.50 GiB`, `12 B`).

@@ -7,7 +7,7 @@
 //! ```
 //! One server per line; the same host may appear on several lines (one server each).
 
-use dlm_units::{parse_size, SizeError};
+use dlm_units::{host_lines, HostLineError, SizeError};
 use std::path::{Path, PathBuf};
 
 /// One memory server: where it runs and the most it may hold.
@@ -50,21 +50,17 @@ impl Memfile {
 
     /// Parses memfile text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, MemfileError> {
-        let mut servers = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let content = raw.split('#').next().unwrap_or("").trim();
-            if content.is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = content.split_whitespace().collect();
-            let [host, size] = fields[..] else {
-                return Err(MemfileError::Malformed { path: path.into(), line, text: raw.trim().into() });
-            };
-            let capacity =
-                parse_size(size).map_err(|source| MemfileError::BadSize { path: path.into(), line, source })?;
-            servers.push(ServerLine { host: host.to_string(), capacity, line });
-        }
+        let servers = host_lines(text)
+            .map(|line| match line {
+                Ok(l) => Ok(ServerLine { host: l.host, capacity: l.bytes, line: l.line }),
+                Err(HostLineError::Malformed { line, text }) => {
+                    Err(MemfileError::Malformed { path: path.into(), line, text })
+                }
+                Err(HostLineError::BadSize { line, source }) => {
+                    Err(MemfileError::BadSize { path: path.into(), line, source })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if servers.is_empty() {
             return Err(MemfileError::Empty { path: path.into() });
         }
