@@ -69,15 +69,15 @@ impl Pager {
         page.home().is_some()
             || page.state == State::Clean
             || self.slots.has_free()
-            || Self::staged_donor(index, incoming).is_some_and(|donor| self.pages[donor].home().is_some())
+            || self.staged_donor(index, incoming).is_some()
             || self.resident.iter().any(|&i| i as usize != index && self.can_donate(i as usize))
     }
 
-    /// The incoming page, if its data is staged and it is not `index` itself: it may give its
-    /// server slot to `index`.
-    fn staged_donor(index: usize, incoming: Option<Incoming>) -> Option<usize> {
+    /// The incoming page, if its data is staged, it is not `index` itself and it still has a
+    /// server slot to give to `index`.
+    fn staged_donor(&self, index: usize, incoming: Option<Incoming>) -> Option<usize> {
         match incoming {
-            Some(Incoming::Staged(donor)) if donor != index => Some(donor),
+            Some(Incoming::Staged(donor)) if donor != index && self.pages[donor].home().is_some() => Some(donor),
             _ => None,
         }
     }
@@ -281,8 +281,7 @@ impl Pager {
             return Home { server: server as u16, slot };
         }
         let donor = self.resident.iter().map(|&i| i as usize).find(|&i| i != index && self.can_donate(i));
-        let staged = Self::staged_donor(index, incoming).filter(|&i| self.pages[i].home().is_some());
-        let donor = donor.or(staged);
+        let donor = donor.or(self.staged_donor(index, incoming));
         let Some(donor) = donor else {
             fatal("the memory servers are full although the allocation limit was respected");
         };

@@ -157,10 +157,6 @@ fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
 struct ServersGuard(Option<Job>);
 
 impl ServersGuard {
-    fn job(&self) -> &Job {
-        self.0.as_ref().expect("the guard holds the job until it is kept")
-    }
-
     fn keep(mut self) -> Job {
         self.0.take().expect("the guard holds the job until it is kept")
     }
@@ -241,7 +237,6 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         server_hosts: sizes.server_hosts,
         panic_at: config.pager_panic_at,
     };
-    let servers_count = servers.job().servers() as u64;
     let pager = Pager::new(region.clone(), servers.keep(), mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())
@@ -257,7 +252,7 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         mailbox,
         counters,
         budget: sizes.budget,
-        servers: servers_count,
+        servers: sizes.capacities.len() as u64,
         capacity: sizes.capacity(),
         config,
     })
