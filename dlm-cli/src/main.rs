@@ -61,6 +61,21 @@ enum PoolCommand {
         /// Seconds a client's lease lasts after its last keep-alive
         #[arg(long, value_name = "SECONDS", default_value_t = 5)]
         lease: u64,
+        /// The pool's MPI rendezvous (`ompi-server`'s URI) handed to joining programs
+        #[arg(long, value_name = "URI")]
+        rendezvous: Option<String>,
+    },
+    /// Run one resident memory server (started by `mpirun --ompi-server` onto its host)
+    Serve {
+        /// The manager to register with: HOST[:PORT] or a Unix socket's path
+        #[arg(long, value_name = "MANAGER")]
+        manager: String,
+        /// The POOLCONF line (server id) this server takes
+        #[arg(long, value_name = "N")]
+        line: Option<u32>,
+        /// The most this server holds (the manager also applies its POOLCONF cap)
+        #[arg(long, value_name = "SIZE", value_parser = dlm_units::parse_size)]
+        cap: Option<u64>,
     },
     /// Show each server (cap, use, load, host memory, state) and each client
     Status {
@@ -109,9 +124,10 @@ fn main() -> ExitCode {
 
 fn pool_command(command: PoolCommand) -> anyhow::Result<()> {
     match command {
-        PoolCommand::Manager { poolconf, listen, socket, lease } => {
-            pool::manager(&poolconf, Some(listen), Some(socket), lease)
+        PoolCommand::Manager { poolconf, listen, socket, lease, rendezvous } => {
+            pool::manager(&poolconf, Some(listen), Some(socket), lease, rendezvous)
         }
+        PoolCommand::Serve { manager, line, cap } => dlm::server::resident::serve(&manager, line, cap),
         PoolCommand::Status { json, at } => pool::status(&pool::client(at.server), json),
         PoolCommand::Drain { host, at } => pool::drain(&pool::client(at.server), &host),
         PoolCommand::Down { force, at } => pool::down(&pool::client(at.server), force),

@@ -18,11 +18,12 @@ pub fn manager(
     listen: Option<SocketAddr>,
     socket: Option<PathBuf>,
     lease_secs: u64,
+    rendezvous: Option<String>,
 ) -> anyhow::Result<()> {
     let conf = PoolConf::load(poolconf)?;
     let timing = Timing { lease: Duration::from_secs(lease_secs.max(1)), ..Timing::default() };
     let servers = conf.servers.len();
-    let config = ManagerConfig { conf, listen, socket: socket.clone(), timing, munge_socket: None };
+    let config = ManagerConfig { conf, listen, socket: socket.clone(), timing, munge_socket: None, rendezvous };
     api::run_foreground(config, |tcp| {
         let mut on = Vec::new();
         on.extend(tcp.map(|a| format!("tcp {a} (MUNGE)")));

@@ -60,6 +60,8 @@ pub struct ManagerConfig {
     pub timing: Timing,
     /// munged's socket, if not the default.
     pub munge_socket: Option<PathBuf>,
+    /// The pool's MPI rendezvous (`ompi-server`'s URI), handed to every client that joins.
+    pub rendezvous: Option<String>,
 }
 
 /// Why the manager could not start or stopped.
@@ -94,6 +96,7 @@ struct Shared {
     admin_uid: u32,
     /// Set when `dlm pool down` was accepted: the manager exits soon after.
     stop: watch::Sender<bool>,
+    rendezvous: String,
 }
 
 type AppState = Arc<Shared>;
@@ -120,6 +123,7 @@ impl Manager {
             // SAFETY: geteuid has no preconditions and cannot fail.
             admin_uid: unsafe { libc::geteuid() },
             stop: watch::channel(false).0,
+            rendezvous: config.rendezvous.unwrap_or_default(),
         };
         Ok(Manager { tcp, unix, shared: Arc::new(shared) })
     }
@@ -362,7 +366,8 @@ async fn join(
 ) -> Result<impl IntoResponse, ApiError> {
     let owner =
         Owner { uid: caller.uid, user: caller.user, host: caller.host, pid: caller.pid.or(request.pid).unwrap_or(0) };
-    let assignment = lock(&shared).join(owner, &request, Instant::now())?;
+    let mut assignment = lock(&shared).join(owner, &request, Instant::now())?;
+    assignment.rendezvous = shared.rendezvous.clone();
     Ok((StatusCode::CREATED, Json(assignment)))
 }
 

@@ -96,6 +96,10 @@ pub struct Assignment {
     /// Renew before this many milliseconds pass, or the lease expires and the pages are freed.
     pub lease_ms: u64,
     pub shares: Vec<Share>,
+    /// The pool's MPI rendezvous (an `ompi-server` URI): the runtime sets it in
+    /// `OMPI_MCA_pmix_server_uri` before `MPI_Init` so that it can connect to the servers.
+    #[serde(default)]
+    pub rendezvous: String,
 }
 
 /// `POST /v1/clients/{id}/renew` and `/leave`: the lease's secret.

@@ -403,7 +403,7 @@ impl Pool {
             lost: Vec::new(),
         };
         self.clients.insert(id.clone(), client);
-        Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares })
+        Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares, rendezvous: String::new() })
     }
 
     fn check_serving(&self, now: Instant) -> Result<(), PoolError> {

@@ -45,6 +45,7 @@ impl Running {
             socket: Some(socket.clone()),
             timing: TIMING,
             munge_socket: None,
+            rendezvous: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound, tcp) = std::sync::mpsc::channel();

@@ -44,6 +44,28 @@ pub enum Error {
     NotDlmMemory { addr: usize },
     #[error("cannot reserve {} of address space for DLM memory: {source}", Bytes(*bytes))]
     Reserve { bytes: u64, source: std::io::Error },
+    #[error(
+        "with a pool the total memory (-m, DLM_POOL_MEM: {}) must exceed the local budget (-l, DLM_LOCAL_MEM: {}): \
+         the pool is asked for the difference",
+        Bytes(*total), Bytes(*budget)
+    )]
+    PoolTotal { total: u64, budget: u64 },
+    #[error("cannot join the memory pool of {manager}: {source}")]
+    PoolJoin { manager: String, source: dlm_pool::client::ClientError },
+    #[error(
+        "the memory pool of {manager} has no MPI rendezvous, so programs cannot reach its servers; start the pool \
+         with `dlm pool up POOLCONF`"
+    )]
+    PoolRendezvous { manager: String },
+    #[error("cannot reach the pool's memory server on {host}: {reason}")]
+    PoolConnect { host: String, reason: String },
+    #[error(
+        "a program that joins a pool runs as one process, not {ranks} MPI ranks: the pool's servers are \
+         already running; start it alone or with `mpirun -np 1`"
+    )]
+    PoolRanks { ranks: String },
+    #[error("cannot start this program again outside mpirun's job to join the pool: {0}")]
+    PoolLeaveMpirun(#[source] std::io::Error),
 }
 
 impl Error {

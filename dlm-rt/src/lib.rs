@@ -67,7 +67,7 @@ mod heap;
 mod pager;
 pub mod probe;
 mod runtime;
-mod server;
+pub mod server;
 mod stats;
 mod sys;
 mod transport;

@@ -5,4 +5,4 @@
 pub mod memfile;
 mod options;
 
-pub use options::{from_env_and_args, Config, ConfigError, DEFAULT_SPAWN_TIMEOUT};
+pub use options::{from_env_and_args, Config, ConfigError, PoolRequest, DEFAULT_SPAWN_TIMEOUT};

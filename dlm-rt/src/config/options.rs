@@ -16,7 +16,9 @@ const DEFAULT_PAGE_SIZES: [usize; 3] = [crate::sys::HUGE_PAGE, 256 << 10, 64 << 
 const MIN_PAGES_IN_BUDGET: u64 = 64;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 9] = [
+const ENV_VARS: [&str; 11] = [
+    "DLM_POOL",
+    "DLM_POOL_MEM",
     "DLM_MEMFILE",
     "DLM_LOCAL_MEM",
     "DLM_SERVER_MEM",
@@ -43,6 +45,8 @@ pub struct Config {
     /// The unit of paging, a multiple of the system page size.
     pub page_size: usize,
     pub memfile: Option<Memfile>,
+    /// Join the memory pool whose manager this names, instead of spawning servers.
+    pub pool: Option<PoolRequest>,
     /// Print a human summary on stderr at shutdown.
     pub stats: bool,
     /// Write a JSON object with the counters to this file at shutdown.
@@ -54,6 +58,15 @@ pub struct Config {
     /// Test only: the pager thread panics at this fault (`DLM_TEST_PAGER_PANIC`), to check that
     /// a panic there ends the process instead of unwinding.
     pub pager_panic_at: Option<u64>,
+}
+
+/// What to ask a memory pool for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRequest {
+    /// The manager: `HOST[:PORT]` (TCP, with a MUNGE credential) or a Unix socket's path.
+    pub manager: String,
+    /// The program's total memory, the local budget included; `None`: four times the budget.
+    pub total: Option<u64>,
 }
 
 /// Why the options were rejected.
@@ -79,6 +92,8 @@ pub enum ConfigError {
     BudgetTooSmall { budget: u64, page_size: usize },
     #[error(transparent)]
     Memfile(#[from] MemfileError),
+    #[error("a pool (-s/DLM_POOL) and a memfile give the memory servers twice; give one of them")]
+    PoolAndMemfile,
 }
 
 /// The classic DLM options, given after `--`.
@@ -93,14 +108,20 @@ struct DlmArgs {
     /// Local memory budget for DLM pages [DLM_LOCAL_MEM]
     #[arg(short = 'l', long = "local-mem", value_name = "SIZE", value_parser = parse_size)]
     local_mem: Option<u64>,
-    /// Bytes each memory server may give when the memfile does not say [DLM_SERVER_MEM]
-    #[arg(short = 'm', long = "server-mem", value_name = "SIZE", value_parser = parse_size)]
+    /// Bytes each memory server may give when the memfile does not say [DLM_SERVER_MEM]; with a
+    /// pool, the program's total memory, local budget included [DLM_POOL_MEM, default 4 × -l]
+    #[arg(short = 'm', long = "server-mem", visible_alias = "mem", value_name = "SIZE", value_parser = parse_size)]
     server_mem: Option<u64>,
+    /// Join the memory pool of this manager: HOST[:PORT] or a Unix socket's path [DLM_POOL]
+    #[arg(short = 's', long = "pool", value_name = "MANAGER")]
+    pool: Option<String>,
+    #[arg(skip)]
+    pool_mem: Option<u64>,
     /// DLM page size, a multiple of the system page size [DLM_PAGE_SIZE]
     #[arg(short = 'p', long = "page-size", value_name = "SIZE", value_parser = parse_size)]
     page_size: Option<u64>,
     /// Print paging statistics on stderr at shutdown [DLM_STATS=1]
-    #[arg(short = 's', long = "stats")]
+    #[arg(long = "stats")]
     stats: bool,
     /// Write paging statistics as JSON to PATH at shutdown [DLM_STATS_JSON]
     #[arg(long = "stats-json", value_name = "PATH")]
@@ -167,6 +188,8 @@ where
             _ => Err(ConfigError::BadFlag { name: known, value: value.clone() }),
         };
         match *known {
+            "DLM_POOL" => args.pool = args.pool.take().or(Some(value.clone())),
+            "DLM_POOL_MEM" => args.pool_mem = Some(size()?),
             "DLM_MEMFILE" => args.memfile = args.memfile.take().or(Some(PathBuf::from(&value))),
             "DLM_LOCAL_MEM" => args.local_mem = args.local_mem.or(Some(size()?)),
             "DLM_SERVER_MEM" => args.server_mem = args.server_mem.or(Some(size()?)),
@@ -208,7 +231,12 @@ impl DlmArgs {
         if let Some(mf) = &memfile {
             mf.check_page_size(page_size)?;
         }
+        if self.pool.is_some() && memfile.is_some() {
+            return Err(ConfigError::PoolAndMemfile);
+        }
+        let pool = self.pool.map(|manager| PoolRequest { manager, total: self.pool_mem.or(self.server_mem) });
         Ok(Config {
+            pool,
             local_budget: self.local_mem,
             server_mem: self.server_mem,
             page_size,
@@ -248,12 +276,24 @@ mod tests {
 
     #[test]
     fn classic_form_after_double_dash_is_split_off() {
-        let argv = args(&["prog", "in.dat", "--", "-l", "256M", "-p", "64K", "-s"]);
+        let argv = args(&["prog", "in.dat", "--", "-l", "256M", "-p", "64K", "--stats"]);
         let (config, keep) = from_env_and_args(env(&[]), &argv).unwrap();
         assert_eq!(keep, 2);
         assert_eq!(config.local_budget, Some(256 << 20));
         assert_eq!(config.page_size, 64 << 10);
         assert!(config.stats);
+    }
+
+    #[test]
+    fn the_classic_pool_options_name_the_manager_and_the_total() {
+        let argv = args(&["prog", "--", "-s", "node01", "-m", "8G", "-l", "1G"]);
+        let (config, _) = from_env_and_args(env(&[]), &argv).unwrap();
+        assert_eq!(config.pool, Some(PoolRequest { manager: "node01".into(), total: Some(8 << 30) }));
+        let (config, _) =
+            from_env_and_args(env(&[("DLM_POOL", "n2:7451"), ("DLM_POOL_MEM", "2G")]), &args(&["p"])).unwrap();
+        assert_eq!(config.pool, Some(PoolRequest { manager: "n2:7451".into(), total: Some(2 << 30) }));
+        let err = from_env_and_args(env(&[("DLM_POOL", "n2")]), &args(&["p", "--", "/nonexistent/memfile"]));
+        assert!(err.is_err());
     }
 
     #[test]

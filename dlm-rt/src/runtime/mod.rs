@@ -6,9 +6,11 @@
 //! - `start`: startup as named steps (launch, handshake, sizes, DLM range, userfaultfd, pager
 //!   thread), each failure undone by a guard that stops the servers.
 //! - `shutdown`: stopping the pager and the servers, also at exit, and the final statistics.
+//! - `pool`: joining a memory pool instead of starting servers, renewing its lease, leaving.
 //! - `holds`: user-only mode, where I/O calls hold the DLM memory the kernel will access.
 
 pub mod holds;
+mod pool;
 mod shutdown;
 mod start;
 
@@ -57,6 +59,8 @@ fn state() -> MutexGuard<'static, State> {
 struct Runtime {
     // Dropped in this order at shutdown: pager (and its job), then MPI, then the DLM range.
     pager: Option<JoinHandle<Job>>,
+    /// In a pool: the lease, renewed until the program leaves (after the pager has stopped).
+    membership: Option<pool::Membership>,
     universe: Option<Universe>,
     region: Arc<Mapping>,
     mailbox: Arc<Mailbox>,

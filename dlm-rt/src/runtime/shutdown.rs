@@ -37,6 +37,9 @@ pub fn shutdown() {
     };
     let _ = rt.mailbox.call(crate::pager::Command::Shutdown);
     let job = rt.pager.take().map(|p| p.join());
+    if let Some(membership) = &mut rt.membership {
+        membership.leave();
+    }
     let stats = rt.stats();
     if rt.config.stats {
         eprint!("{}", stats.summary());

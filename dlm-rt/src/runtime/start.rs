@@ -30,14 +30,14 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     if !matches!(*state(), State::NotStarted) {
         return Err(Error::AlreadyStarted);
     }
-    let (universe, launch) = transport::start();
-    let spawned = matches!(launch, Launch::Singleton);
-    let (job, (config, program_argc)) = match launch {
-        Launch::MpirunServer(job) | Launch::SpawnedServer(job) => crate::server::serve(universe, job),
-        Launch::MpirunCompute(job) => configure_under_mpirun(job, argv)?,
-        Launch::Singleton => spawn_servers(argv)?,
+    let runtime = match pool_config(argv) {
+        Some((config, program_argc)) => {
+            let runtime = join_pool(argv, config)?;
+            (runtime, program_argc)
+        }
+        None => start_own_servers(argv)?,
     };
-    let runtime = start_compute(universe, job, config, spawned)?;
+    let (runtime, program_argc) = runtime;
     if runtime.fault_mode == FaultMode::UserOnly {
         let page = runtime.config.page_size;
         holds::enable((runtime.budget as usize / 4).max(page) / page * page);
@@ -45,6 +45,53 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     *state() = State::Running(Box::new(runtime));
     RUNNING.store(true, Ordering::Release);
     Ok(Started { program_argc })
+}
+
+/// The options, if they name a pool (parsed before MPI starts: the pool's rendezvous must be
+/// set before then). Options that do not parse are left to the usual path, which reports them.
+fn pool_config(argv: &[String]) -> Option<(Config, usize)> {
+    config::from_env_and_args(std::env::vars(), argv).ok().filter(|(config, _)| config.pool.is_some())
+}
+
+/// The compute process of a job that spawned its servers or was started with them by `mpirun`.
+fn start_own_servers(argv: &[String]) -> Result<(Runtime, usize), Error> {
+    let (universe, launch) = transport::start();
+    let spawned = matches!(launch, Launch::Singleton);
+    let (mut job, (config, program_argc)) = match launch {
+        Launch::MpirunServer(job) | Launch::SpawnedServer(job) => crate::server::serve(universe, job),
+        Launch::MpirunCompute(job) => configure_under_mpirun(job, argv)?,
+        Launch::Singleton => spawn_servers(argv)?,
+    };
+    let hellos = job.gather_hellos();
+    job.watch_servers(&hellos);
+    let capacities = capacities(&config, &hellos, spawned);
+    let servers = Servers { job, hellos, capacities, membership: None };
+    Ok((start_compute(universe, servers, config)?, program_argc))
+}
+
+/// A program that joins a pool: as a singleton (under `mpirun -np 1` it first runs itself again
+/// outside mpirun's job), connected to the servers the manager assigns.
+fn join_pool(argv: &[String], config: Config) -> Result<Runtime, Error> {
+    match transport::mpirun_ranks().as_deref() {
+        None => {}
+        Some("1") => return Err(Error::PoolLeaveMpirun(transport::leave_mpirun_job(argv))),
+        Some(ranks) => return Err(Error::PoolRanks { ranks: ranks.to_string() }),
+    }
+    let request = config.pool.clone().expect("pool_config chose a pool");
+    let joined = super::pool::join(&config, &request, Sizes::budget(&config))?;
+    let mut job = joined.job;
+    job.watch_servers(&joined.hellos);
+    let servers =
+        Servers { job, hellos: joined.hellos, capacities: joined.capacities, membership: Some(joined.membership) };
+    start_compute(joined.universe, servers, config)
+}
+
+/// The servers a compute process starts with: linked, said hello, and their capacities.
+struct Servers {
+    job: Job,
+    hellos: Vec<Hello>,
+    capacities: Vec<u64>,
+    membership: Option<super::pool::Membership>,
 }
 
 /// Rank 0 of `mpirun`: the options, or (if they are wrong) the servers told to exit before the
@@ -154,11 +201,12 @@ fn capacities(config: &Config, hellos: &[Hello], spawned: bool) -> Vec<u64> {
 
 /// The job while startup may still fail: dropped before [`ServersGuard::keep`], it tells the
 /// servers to exit (they would otherwise wait for the program's silence to end them).
-struct ServersGuard(Option<Job>);
+/// A pool's program also leaves the pool.
+struct ServersGuard(Option<Job>, Option<super::pool::Membership>);
 
 impl ServersGuard {
-    fn keep(mut self) -> Job {
-        self.0.take().expect("the guard holds the job until it is kept")
+    fn keep(mut self) -> (Job, Option<super::pool::Membership>) {
+        (self.0.take().expect("the guard holds the job until it is kept"), self.1.take())
     }
 }
 
@@ -166,6 +214,9 @@ impl Drop for ServersGuard {
     fn drop(&mut self) {
         if let Some(job) = &self.0 {
             job.shut_down_servers();
+        }
+        if let Some(membership) = &mut self.1 {
+            membership.leave();
         }
     }
 }
@@ -180,12 +231,17 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn new(config: &Config, hellos: &[Hello], spawned: bool) -> Self {
+    fn new(config: &Config, hellos: &[Hello], capacities: Vec<u64>) -> Self {
+        let server_hosts = hellos.iter().map(|h| h.host.as_str()).collect::<std::collections::HashSet<_>>().len();
+        Sizes { page: config.page_size as u64, budget: Self::budget(config), capacities, server_hosts }
+    }
+
+    /// The local budget: as asked, else a quarter of this host's available memory; whole pages,
+    /// at least two.
+    fn budget(config: &Config) -> u64 {
         let page = config.page_size as u64;
         let budget = config.local_budget.unwrap_or_else(|| sys::available_memory().unwrap_or(1 << 30) / 4);
-        let budget = (budget - budget % page).max(2 * page);
-        let server_hosts = hellos.iter().map(|h| h.host.as_str()).collect::<std::collections::HashSet<_>>().len();
-        Sizes { page, budget, capacities: capacities(config, hellos, spawned), server_hosts }
+        (budget - budget % page).max(2 * page)
     }
 
     fn capacity(&self) -> u64 {
@@ -211,13 +267,12 @@ impl Layout {
     }
 }
 
-fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool) -> Result<Runtime, Error> {
-    let hellos = job.gather_hellos();
-    job.watch_servers(&hellos);
-    let sizes = Sizes::new(&config, &hellos, spawned);
+fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result<Runtime, Error> {
+    let Servers { job, hellos, capacities, membership } = servers;
+    let sizes = Sizes::new(&config, &hellos, capacities);
     send_setups(&job, &config, &hellos, &sizes.capacities);
     job.return_errors();
-    let servers = ServersGuard(Some(job));
+    let servers = ServersGuard(Some(job), membership);
     let layout = Layout::new(sizes.budget + sizes.capacity(), sizes.page);
     let region = reserve_range(&config, &layout)?;
     let uffd = FaultFd::register(&region).map_err(Error::Userfaultfd)?;
@@ -237,13 +292,15 @@ fn start_compute(universe: Universe, mut job: Job, config: Config, spawned: bool
         server_hosts: sizes.server_hosts,
         panic_at: config.pager_panic_at,
     };
-    let pager = Pager::new(region.clone(), servers.keep(), mailbox.clone(), counters.clone(), staging, limits);
+    let (job, membership) = servers.keep();
+    let pager = Pager::new(region.clone(), job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())
         .spawn(move || pager.run())
         .expect("cannot start the pager thread");
     Ok(Runtime {
         pager: Some(pager),
+        membership,
         universe: Some(universe),
         heap: Heap::new(layout.heap_len, config.page_size, sizes.budget, sizes.capacity()),
         fault_mode,

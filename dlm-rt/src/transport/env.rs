@@ -30,3 +30,43 @@ pub(super) fn prepare_mpi_environment() {
         }
     }
 }
+
+/// The variables `mpirun` gives the processes of its job (Open MPI 4.1 and its PMIx): a
+/// process without them starts as a singleton.
+const MPIRUN_JOB_VARS: [&str; 14] = [
+    "PMIX_",
+    "OMPI_COMM_WORLD_",
+    "OMPI_MCA_ess",
+    "OMPI_MCA_orte_",
+    "OMPI_MCA_pmix",
+    "OMPI_MCA_initial_wdir",
+    "OMPI_MCA_mpi_oversubscribe",
+    "OMPI_MCA_shmem_RUNTIME_QUERY_hint",
+    "OMPI_APP_CTX_NUM_PROCS",
+    "OMPI_COMMAND",
+    "OMPI_FILE_LOCATION",
+    "OMPI_FIRST_RANKS",
+    "OMPI_NUM_APP_CTX",
+    "OMPI_UNIVERSE_SIZE",
+];
+
+/// The number of processes of the `mpirun` job this process belongs to, if it was started by
+/// `mpirun`.
+pub fn mpirun_ranks() -> Option<String> {
+    std::env::var("OMPI_COMM_WORLD_SIZE").ok()
+}
+
+/// Runs this program again, in this process, as an MPI singleton: the same executable and
+/// arguments, the environment without `mpirun`'s job variables. A pool's servers are another
+/// job, which a process reaches only through the rendezvous its own launcher knows; `mpirun`
+/// was not told it, a singleton is (`OMPI_MCA_pmix_server_uri`). Nothing of the program has run
+/// yet. Returns only if the program cannot be run again.
+pub fn leave_mpirun_job(argv: &[String]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let keep = |name: &str| !MPIRUN_JOB_VARS.iter().any(|prefix| name.starts_with(prefix));
+    let mut again = std::process::Command::new("/proc/self/exe");
+    if let Some((name, args)) = argv.split_first() {
+        again.arg0(name).args(args);
+    }
+    again.env_clear().envs(std::env::vars_os().filter(|(name, _)| name.to_str().is_some_and(keep))).exec()
+}

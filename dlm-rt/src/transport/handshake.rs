@@ -2,7 +2,7 @@
 //! told its setup; at shutdown each is asked to exit and answers.
 
 use super::job::Job;
-use super::protocol::{Hello, Request, Setup, COMPUTE_RANK, TAG_BYE, TAG_HELLO, TAG_SETUP};
+use super::protocol::{Hello, Request, Setup, TAG_BYE, TAG_HELLO, TAG_SETUP};
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::Communicator;
 
@@ -18,7 +18,7 @@ impl Job {
             let ack_ptr = ack.as_mut_ptr();
             // SAFETY: `ack` outlives the receive, which is finished before this block ends.
             let posted = unsafe {
-                self.post(server as i32 + 1, ack.len(), |count, datatype, rank, comm, request| {
+                self.post(server, ack.len(), |count, datatype, rank, comm, request| {
                     mpi::ffi::MPI_Irecv(ack_ptr.cast(), count, datatype, rank, TAG_BYE, comm, request)
                 })
             };
@@ -32,7 +32,8 @@ impl Job {
     pub fn gather_hellos(&self) -> Vec<Hello> {
         (0..self.servers())
             .map(|server| {
-                let from = self.comm.process_at_rank(server as i32 + 1);
+                let (comm, rank) = self.route(server);
+                let from = comm.process_at_rank(rank);
                 let mut words = [0u64; 2];
                 from.receive_into_with_tag(&mut words[..], TAG_HELLO);
                 let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
@@ -47,14 +48,16 @@ impl Job {
 
     pub fn send_setup(&self, server: usize, setup: Setup) {
         let words = [setup.page_size as u64, setup.capacity, u64::from(setup.compute_pid)];
-        self.comm.process_at_rank(server as i32 + 1).send_with_tag(&words[..], TAG_SETUP);
+        let (comm, rank) = self.route(server);
+        comm.process_at_rank(rank).send_with_tag(&words[..], TAG_SETUP);
     }
 
     // Server side.
 
     /// Server side of the handshake.
     pub fn hello(&self, hello: &Hello) -> Setup {
-        let compute = self.comm.process_at_rank(COMPUTE_RANK);
+        let (comm, rank) = self.route(0);
+        let compute = comm.process_at_rank(rank);
         compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
         compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
         let mut words = [0u64; 3];
@@ -68,7 +71,7 @@ impl Job {
         let ack = [0u8; 8];
         // SAFETY: `ack` outlives the send, which is finished (or failed) before this returns.
         let posted = unsafe {
-            self.post(COMPUTE_RANK, ack.len(), |count, datatype, rank, comm, request| {
+            self.post(0, ack.len(), |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Isend(ack.as_ptr().cast(), count, datatype, rank, TAG_BYE, comm, request)
             })
         };

@@ -1,25 +1,41 @@
-//! [`Job`]: the MPI library's communicator of one compute process and its servers, and the
-//! non-blocking page transfers ([`Transfer`]) between them. A failed transfer on the compute
-//! side ends the program with a message naming the server (`liveness`).
+//! [`Job`]: the MPI links between one compute process and its servers, and the non-blocking
+//! page transfers ([`Transfer`]) between them. A failed transfer on the compute side ends the
+//! program with a message naming the server (`liveness`).
+//!
+//! A link is a communicator and the peer's rank in it. The servers a job spawned or that
+//! `mpirun` started share one communicator (the compute process is rank 0, server `s` rank
+//! `s + 1`); each server of a pool has a communicator of its own, made when the compute process
+//! connected to it (ranks 0 and 1). A server sees one link: its compute process.
 
-use super::protocol::{Request, TAG_DATA, TAG_REQUEST};
+use super::protocol::{Request, COMPUTE_RANK, TAG_DATA, TAG_REQUEST};
 use mpi::raw::AsRaw;
-use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::topology::SimpleCommunicator;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-/// The MPI library, finalized on drop, and the communicator of the job.
+/// The links of one compute process and its servers.
 pub struct Job {
-    pub comm: SimpleCommunicator,
+    /// The communicators the links use; freed on drop.
+    comms: Vec<SimpleCommunicator>,
+    /// Compute side: each server's link; server side: the compute process's.
+    pub(super) links: Vec<Link>,
     /// Compute side: the servers on this host, each with a pidfd that turns readable if it exits.
     pub(super) watched: Vec<Watched>,
     /// Compute side: each server's host and pid, to name it when it fails or stops answering.
     pub(super) peers: Vec<(String, u32)>,
-    /// The spawn intercommunicator, on the spawning side: disconnected when the job ends, as the
-    /// servers disconnect from their parent when they finalize.
-    spawned: Option<mpi::ffi::MPI_Comm>,
+    /// Intercommunicators to disconnect when the job ends: the spawn intercommunicator on the
+    /// spawning side (the servers disconnect from their parent when they finalize), and on both
+    /// sides of a pool the ones `MPI_Comm_connect` and `MPI_Comm_accept` made.
+    connected: Vec<mpi::ffi::MPI_Comm>,
     /// Compute side: when the servers were last told that the program is alive.
     pub(super) last_keep_alive: std::cell::Cell<Instant>,
+}
+
+/// One peer: the index of its communicator in [`Job::comms`] and its rank there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Link {
+    comm: usize,
+    rank: i32,
 }
 
 /// A memory server whose exit the compute process can see.
@@ -32,8 +48,9 @@ pub(super) struct Watched {
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Some(mut intercomm) = self.spawned.take() {
-            // SAFETY: the intercommunicator from MPI_Comm_spawn_multiple is live and used by nothing else.
+        for mut intercomm in self.connected.drain(..) {
+            // SAFETY: the intercommunicator (from spawn, connect or accept) is live and used by
+            // nothing else.
             unsafe { mpi::ffi::MPI_Comm_disconnect(&mut intercomm) };
         }
     }
@@ -44,14 +61,14 @@ impl Drop for Job {
 /// be finished before its buffer is changed or read.
 pub struct Transfer {
     pub(super) request: mpi::ffi::MPI_Request,
-    /// The peer's rank in the job communicator.
-    pub(super) rank: i32,
+    /// The peer at the other end: on the compute side the memory server's index.
+    pub(super) peer: usize,
 }
 
 impl Transfer {
     /// The memory server at the other end (compute side).
     pub(super) fn server(&self) -> usize {
-        (self.rank - 1) as usize
+        self.peer
     }
 }
 
@@ -70,41 +87,87 @@ unsafe impl Send for Transfer {}
 unsafe impl Send for Job {}
 
 impl Job {
-    pub(super) fn new(comm: SimpleCommunicator, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
-        Job { comm, watched: Vec::new(), peers: Vec::new(), spawned, last_keep_alive: Instant::now().into() }
+    /// The job of `comm`, where the compute process is rank 0 and the servers follow, seen from
+    /// `rank`; `spawned` is the intercommunicator the servers were spawned through.
+    pub(super) fn new(comm: SimpleCommunicator, rank: i32, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
+        use mpi::topology::Communicator;
+        let links = if rank == COMPUTE_RANK {
+            (1..comm.size()).map(|rank| Link { comm: 0, rank }).collect()
+        } else {
+            vec![Link { comm: 0, rank: COMPUTE_RANK }]
+        };
+        Job {
+            comms: vec![comm],
+            links,
+            watched: Vec::new(),
+            peers: Vec::new(),
+            connected: spawned.into_iter().collect(),
+            last_keep_alive: Instant::now().into(),
+        }
+    }
+
+    /// A job with no link yet (a pool client before it connects to its servers).
+    pub(super) fn unlinked() -> Job {
+        Job {
+            comms: Vec::new(),
+            links: Vec::new(),
+            watched: Vec::new(),
+            peers: Vec::new(),
+            connected: Vec::new(),
+            last_keep_alive: Instant::now().into(),
+        }
+    }
+
+    /// Adds a link over its own communicator: `merged` (ranks 0 and 1) made from the
+    /// intercommunicator `intercomm`, disconnected when the job ends; the peer is `rank`.
+    /// Returns the new peer's index.
+    pub(super) fn add_link(&mut self, merged: SimpleCommunicator, intercomm: mpi::ffi::MPI_Comm, rank: i32) -> usize {
+        self.comms.push(merged);
+        self.connected.push(intercomm);
+        self.links.push(Link { comm: self.comms.len() - 1, rank });
+        self.links.len() - 1
+    }
+
+    /// The communicator and rank of `peer`.
+    pub(super) fn route(&self, peer: usize) -> (&SimpleCommunicator, i32) {
+        let link = self.links[peer];
+        (&self.comms[link.comm], link.rank)
     }
 
     /// From now on MPI errors on the job are returned, not fatal: a failed transfer ends the
     /// process with a DLM message that names the peer instead of MPI's abort. Called once the
     /// handshake is over: every call after it checks what MPI returns.
     pub fn return_errors(&self) {
-        // SAFETY: the communicator is live; the handler is MPI's predefined one.
-        let rc = unsafe { mpi::ffi::MPI_Comm_set_errhandler(self.comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
-        if rc != 0 {
-            crate::sys::fatal(&format!("MPI refused to return errors on the job's communicator (MPI error {rc})"));
+        for comm in &self.comms {
+            // SAFETY: the communicator is live; the handler is MPI's predefined one.
+            let rc = unsafe { mpi::ffi::MPI_Comm_set_errhandler(comm.as_raw(), mpi::ffi::RSMPI_ERRORS_RETURN) };
+            if rc != 0 {
+                crate::sys::fatal(&format!("MPI refused to return errors on the job's communicator (MPI error {rc})"));
+            }
         }
     }
 
-    /// Number of memory servers (every rank but the compute process).
+    /// Number of memory servers (compute side).
     pub fn servers(&self) -> usize {
-        self.comm.size() as usize - 1
+        self.links.len()
     }
 
     /// Sends a request to `server`; ends the program naming the server if MPI reports it failed.
     pub fn send(&self, server: usize, request: Request) {
         let header = request.encode();
         // SAFETY: the header is 3 live u64 words; the datatype matches them.
-        if let Err(lost) = unsafe { self.send_words(server as i32 + 1, TAG_REQUEST, &header) } {
+        if let Err(lost) = unsafe { self.send_words(server, TAG_REQUEST, &header) } {
             self.failed(server, lost);
         }
     }
 
-    /// A blocking send of `words` to the peer of `rank`.
+    /// A blocking send of `words` to `peer`.
     ///
     /// # Safety
     /// MPI must be usable from this thread (the pager's, or the starting thread's before it).
-    pub(super) unsafe fn send_words(&self, rank: i32, tag: i32, words: &[u64]) -> Result<(), PeerLost> {
+    pub(super) unsafe fn send_words(&self, peer: usize, tag: i32, words: &[u64]) -> Result<(), PeerLost> {
         use mpi::datatype::Equivalence;
+        let (comm, rank) = self.route(peer);
         // SAFETY: `words` is a live slice of `words.len()` u64 values.
         let rc = unsafe {
             mpi::ffi::MPI_Send(
@@ -113,7 +176,7 @@ impl Job {
                 u64::equivalent_datatype().as_raw(),
                 rank,
                 tag,
-                self.comm.as_raw(),
+                comm.as_raw(),
             )
         };
         if rc != 0 {
@@ -130,7 +193,7 @@ impl Job {
     pub unsafe fn start_send_data(&self, server: usize, data: *const u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         let posted = unsafe {
-            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
+            self.post(server, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         };
@@ -146,7 +209,7 @@ impl Job {
     pub unsafe fn start_get(&self, server: usize, at: u64, into: *mut u8, len: usize) -> Transfer {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         let posted = unsafe {
-            self.post(server as i32 + 1, len, |count, datatype, rank, comm, request| {
+            self.post(server, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         };
@@ -155,14 +218,14 @@ impl Job {
         transfer
     }
 
-    /// Posts a non-blocking page transfer of `len` bytes with the peer of `rank` (`MPI_Isend`
+    /// Posts a non-blocking page transfer of `len` bytes with `peer` (`MPI_Isend`
     /// or `MPI_Irecv`, given count, datatype, rank, communicator and the request to fill).
     ///
     /// # Safety
     /// `start` must be safe to call with those arguments (its buffer valid until finished).
     pub(super) unsafe fn post(
         &self,
-        rank: i32,
+        peer: usize,
         len: usize,
         start: impl FnOnce(i32, mpi::ffi::MPI_Datatype, i32, mpi::ffi::MPI_Comm, *mut mpi::ffi::MPI_Request) -> i32,
     ) -> Result<Transfer, PeerLost> {
@@ -170,11 +233,12 @@ impl Job {
         let count = i32::try_from(len).expect("a DLM page is smaller than 2 GiB");
         // SAFETY: reading MPI's predefined null request; MPI overwrites it when the post works.
         let mut request = unsafe { mpi::ffi::RSMPI_REQUEST_NULL };
-        let rc = start(count, u8::equivalent_datatype().as_raw(), rank, self.comm.as_raw(), &mut request);
+        let (comm, rank) = self.route(peer);
+        let rc = start(count, u8::equivalent_datatype().as_raw(), rank, comm.as_raw(), &mut request);
         if rc != 0 {
             return Err(PeerLost { mpi_error: rc });
         }
-        Ok(Transfer { request, rank })
+        Ok(Transfer { request, peer })
     }
 
     /// Whether the transfer has finished (its buffer may then be used), or failed.

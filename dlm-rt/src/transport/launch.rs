@@ -36,7 +36,7 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
     };
     if parent != null {
         let comm = merge(parent, true);
-        return (universe, Launch::SpawnedServer(Job::new(comm, None)));
+        return (universe, Launch::SpawnedServer(Job::new(comm, 1, None)));
     }
     let world = universe.world();
     if world.size() == 1 {
@@ -48,12 +48,44 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
         mpi::ffi::MPI_Comm_dup(world.as_raw(), &mut dup);
         SimpleCommunicator::from_raw(dup)
     };
-    let job = Job::new(comm, None);
-    if job.comm.rank() == COMPUTE_RANK {
+    let rank = comm.rank();
+    let job = Job::new(comm, rank, None);
+    if rank == COMPUTE_RANK {
         (universe, Launch::MpirunCompute(job))
     } else {
         (universe, Launch::MpirunServer(job))
     }
+}
+
+/// Starts MPI for a pool's resident server: its acceptor thread waits in `MPI_Comm_accept`
+/// while the serving thread polls its clients, so MPI must allow every thread to call it.
+pub fn start_resident() -> mpi::environment::Universe {
+    prepare_mpi_environment();
+    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Multiple) else {
+        crate::sys::fatal("MPI was already initialized before the resident server started");
+    };
+    if provided < Threading::Multiple {
+        crate::sys::exit_now(
+            1,
+            "this MPI library does not let several threads call it at once (MPI_THREAD_MULTIPLE), which a \
+             resident memory server needs; use Open MPI with UCX",
+        );
+    }
+    universe
+}
+
+/// Starts MPI for a compute process that joins a pool: the pool's rendezvous (`rendezvous`,
+/// an `ompi-server` URI) is set before `MPI_Init`, and the job has no server until it connects
+/// to them ([`Job::connect`]).
+pub fn start_unlinked(rendezvous: &str) -> (mpi::environment::Universe, Job) {
+    // Before MPI_Init: Open MPI reads it there, and a singleton's own daemon uses it to reach
+    // the rendezvous.
+    std::env::set_var("OMPI_MCA_pmix_server_uri", rendezvous);
+    prepare_mpi_environment();
+    let Some((universe, _)) = mpi::initialize_with_threading(Threading::Serialized) else {
+        crate::sys::fatal("MPI was already initialized; call dlm_startup before any MPI call");
+    };
+    (universe, Job::unlinked())
 }
 
 /// Why the memory servers could not be spawned.
@@ -79,7 +111,7 @@ pub fn spawn_servers(hosts: &[String], args: &[String]) -> Result<Job, SpawnErro
         hosts: hosts.join(", "),
         code,
     })?;
-    Ok(Job::new(merge(intercomm, false), Some(intercomm)))
+    Ok(Job::new(merge(intercomm, false), COMPUTE_RANK, Some(intercomm)))
 }
 
 /// `MPI_Comm_spawn_multiple` of `command args` once on each host (the `host` info key), with

@@ -8,6 +8,8 @@
 //! - `job`: the job's communicator ([`Job`]) and non-blocking page transfers ([`Transfer`]).
 //! - `handshake`: hello and setup at the start, shutdown and its answer at the end.
 //! - `liveness`: watched servers, keep-alives and the messages that name a lost server.
+//! - `meeting`: a pool's resident server's port, compute processes connecting to it, and the
+//!   admission that opens each connection.
 //! - `serving`: the server's side of the protocol (requests polled, replies started).
 
 mod env;
@@ -15,10 +17,13 @@ mod handshake;
 mod job;
 mod launch;
 mod liveness;
+mod meeting;
 mod protocol;
 mod serving;
 
+pub use env::{leave_mpirun_job, mpirun_ranks};
 pub use job::{Job, Transfer};
-pub use launch::{finalize_server, spawn_servers, start, Launch, SpawnError};
+pub use launch::{finalize_server, spawn_servers, start, start_resident, start_unlinked, Launch, SpawnError};
 pub use liveness::{KEEP_ALIVE, SILENCE_LIMIT};
+pub use meeting::{Admission, ConnectError, Port};
 pub use protocol::{Hello, Request, Setup};

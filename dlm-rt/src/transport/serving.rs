@@ -2,8 +2,11 @@
 //! Put and sent for a Get, each transfer started without waiting.
 
 use super::job::{Job, PeerLost, Transfer};
-use super::protocol::{Header, Request, COMPUTE_RANK, TAG_DATA, TAG_REQUEST};
+use super::protocol::{Header, Request, TAG_DATA, TAG_REQUEST};
 use mpi::raw::AsRaw;
+
+/// A server's one peer, its compute process.
+const COMPUTE: usize = 0;
 
 impl Job {
     /// Returns the next request if one has arrived.
@@ -13,15 +16,10 @@ impl Job {
         let mut arrived = 0;
         let mut header: Header = [0; 3];
         let mut status = std::mem::MaybeUninit::uninit();
+        let (comm, compute) = self.route(COMPUTE);
         // SAFETY: the out-pointers are live locals; the header buffer holds 3 u64 words.
         unsafe {
-            check(mpi::ffi::MPI_Iprobe(
-                COMPUTE_RANK,
-                TAG_REQUEST,
-                self.comm.as_raw(),
-                &mut arrived,
-                status.as_mut_ptr(),
-            ))?;
+            check(mpi::ffi::MPI_Iprobe(compute, TAG_REQUEST, comm.as_raw(), &mut arrived, status.as_mut_ptr()))?;
             if arrived == 0 {
                 return Ok(None);
             }
@@ -29,9 +27,9 @@ impl Job {
                 header.as_mut_ptr().cast(),
                 3,
                 u64::equivalent_datatype().as_raw(),
-                COMPUTE_RANK,
+                compute,
                 TAG_REQUEST,
-                self.comm.as_raw(),
+                comm.as_raw(),
                 status.as_mut_ptr(),
             ))?;
         }
@@ -49,7 +47,7 @@ impl Job {
     pub unsafe fn start_receive_put(&self, into: *mut u8, len: usize) -> Result<Transfer, PeerLost> {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
-            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+            self.post(COMPUTE, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         }
@@ -62,7 +60,7 @@ impl Job {
     pub unsafe fn start_reply(&self, data: *const u8, len: usize) -> Result<Transfer, PeerLost> {
         // SAFETY: the caller keeps the buffer valid; the arguments come from `post`.
         unsafe {
-            self.post(COMPUTE_RANK, len, |count, datatype, rank, comm, request| {
+            self.post(COMPUTE, len, |count, datatype, rank, comm, request| {
                 mpi::ffi::MPI_Isend(data.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         }

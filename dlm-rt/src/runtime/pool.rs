@@ -1,0 +1,179 @@
+//! Joining a memory pool (`DLM_POOL=HOST`, or `-s HOST -m TOTAL -l LOCAL` after `--`): the
+//! manager is asked for the bytes beyond the local budget and answers with servers, their MPI
+//! ports and the pool's rendezvous; MPI starts with that rendezvous and the program connects to
+//! each server, which admits it on its lease. A thread renews the lease about every second
+//! ([`Membership`]): a server the manager reports lost ends the program with a message naming
+//! it. At shutdown the program leaves the pool.
+
+use crate::config::{Config, PoolRequest};
+use crate::error::Error;
+use crate::sys;
+use crate::transport::{self, Admission, ConnectError, Hello, Job};
+use dlm_pool::client::{Address, ClientError, PoolClient};
+use dlm_pool::proto::{Assignment, ClientId, JoinRequest, Lost};
+use mpi::environment::Universe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A program's place in a pool, from its join until it leaves.
+pub struct Membership {
+    pool: PoolClient,
+    client: ClientId,
+    lease: String,
+    renewer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+/// What joining gives startup: MPI, the job linked to every server, their hellos and the bytes
+/// each holds for this program.
+pub struct Joined {
+    pub universe: Universe,
+    pub job: Job,
+    pub hellos: Vec<Hello>,
+    pub capacities: Vec<u64>,
+    pub membership: Membership,
+}
+
+/// How long connecting to one server may take (a port that nobody accepts on never answers).
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Joins the pool `request` names for `budget` bytes of local memory.
+pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joined, Error> {
+    let total = request.total.unwrap_or(4 * budget);
+    let Some(bytes) = total.checked_sub(budget).filter(|&b| b > 0) else {
+        return Err(Error::PoolTotal { total, budget });
+    };
+    let pool = PoolClient::new(Address::parse(&request.manager));
+    let join = JoinRequest { bytes, page_bytes: Some(config.page_size as u64), pid: Some(std::process::id()) };
+    let assignment = pool.join(&join).map_err(|source| Error::PoolJoin { manager: request.manager.clone(), source })?;
+    let mut membership =
+        Membership { pool, client: assignment.client.clone(), lease: assignment.lease.clone(), renewer: None };
+    if assignment.rendezvous.is_empty() {
+        membership.leave();
+        return Err(Error::PoolRendezvous { manager: request.manager.clone() });
+    }
+    let (universe, mut job) = transport::start_unlinked(&assignment.rendezvous);
+    let hellos = match connect_all(&mut job, &assignment) {
+        Ok(hellos) => hellos,
+        Err(e) => {
+            membership.leave();
+            return Err(e);
+        }
+    };
+    membership.start_renewing(Duration::from_millis(assignment.lease_ms));
+    let capacities = assignment.shares.iter().map(|s| s.bytes).collect();
+    Ok(Joined { universe, job, hellos, capacities, membership })
+}
+
+/// Connects to every server of the assignment, in order; each one's hello.
+fn connect_all(job: &mut Job, assignment: &Assignment) -> Result<Vec<Hello>, Error> {
+    let admission = Admission { client: assignment.client.0.clone(), lease: assignment.lease.clone() };
+    let mut hellos = Vec::with_capacity(assignment.shares.len());
+    for share in &assignment.shares {
+        let watchdog = Watchdog::start(format!(
+            "error: the pool's memory server on {} did not answer within {} s; `dlm pool status` shows the pool",
+            share.host,
+            CONNECT_LIMIT.as_secs()
+        ));
+        let connected = job.connect(&share.endpoint, &admission);
+        drop(watchdog);
+        let (_, hello) = connected.map_err(|e| Error::PoolConnect { host: share.host.clone(), reason: reason(e) })?;
+        hellos.push(hello);
+    }
+    Ok(hellos)
+}
+
+fn reason(e: ConnectError) -> String {
+    match e {
+        ConnectError::BadEndpoint(endpoint) => format!("its endpoint `{endpoint}` is no MPI port"),
+        ConnectError::Connect(code) => format!("MPI_Comm_connect failed (MPI error {code})"),
+        ConnectError::Refused(why) => format!("it refused this program: {why}"),
+    }
+}
+
+/// Ends the process with `message` unless dropped first.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn start(message: String) -> Self {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(CONNECT_LIMIT) {
+                sys::exit_now(1, &message);
+            }
+        });
+        Watchdog(Some(done))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+impl Membership {
+    /// Renews the lease about four times per term on a thread of its own, until [`leave`].
+    ///
+    /// [`leave`]: Membership::leave
+    fn start_renewing(&mut self, term: Duration) {
+        let period = (term / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (pool, client, lease, stopping) =
+            (self.pool.clone(), self.client.clone(), self.lease.clone(), stop.clone());
+        let renewer = std::thread::Builder::new()
+            .name("dlm-lease".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Acquire) {
+                    std::thread::sleep(period);
+                    renew_once(&pool, &client, &lease);
+                }
+            })
+            .expect("cannot start the pool lease thread");
+        self.renewer = Some((stop, renewer));
+    }
+
+    /// Stops renewing and tells the manager the program has left (its pages on the servers
+    /// are freed at once rather than when the lease runs out).
+    pub fn leave(&mut self) {
+        if let Some((stop, renewer)) = self.renewer.take() {
+            stop.store(true, Ordering::Release);
+            let _ = renewer.join();
+        }
+        if let Err(e) = self.pool.leave(&self.client, &self.lease) {
+            eprintln!("dlm: could not tell the pool manager that this program left ({e}); its lease runs out instead");
+        }
+    }
+}
+
+/// One renewal: a lost server or a lease the manager no longer knows ends the program; a
+/// manager that cannot be reached now is tried again (the pages do not go through it).
+fn renew_once(pool: &PoolClient, client: &ClientId, lease: &str) {
+    match pool.renew(client, lease) {
+        Ok(renewed) => {
+            if let Some(lost) = renewed.lost.first() {
+                sys::exit_now(1, &lost_message(lost, renewed.lost.len()));
+            }
+        }
+        Err(ClientError::Refused { code: 404, message }) => sys::exit_now(
+            1,
+            &format!(
+                "the pool manager no longer knows this program ({message}): its lease ran out, so its servers have \
+                 freed its pages; the program cannot go on"
+            ),
+        ),
+        Err(_) => {}
+    }
+}
+
+fn lost_message(lost: &Lost, count: usize) -> String {
+    format!(
+        "the pool's memory server {} on {} is down ({:?}){}; the DLM pages it held are lost, so the program cannot go on",
+        lost.server,
+        lost.host,
+        lost.reason,
+        if count > 1 { format!(", and {} more", count - 1) } else { String::new() }
+    )
+}
