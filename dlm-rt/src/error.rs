@@ -64,6 +64,8 @@ pub enum Error {
          already running; start it alone or with `mpirun -np 1`"
     )]
     PoolRanks { ranks: String },
+    #[error("cannot move this program's pages off pool server {server}: no such server, or a move is under way")]
+    Evacuate { server: usize },
     #[error("cannot start this program again outside mpirun's job to join the pool: {0}")]
     PoolLeaveMpirun(#[source] std::io::Error),
 }

@@ -1,5 +1,5 @@
 //! The commands of the program's threads (see `mailbox`): freeing, adopting static arrays,
-//! advice, holds, shutdown.
+//! advice, holds, moves off a draining pool server, shutdown.
 
 use super::mailbox::{Advice, Command, Refusal};
 use super::page::{Page, State};
@@ -24,6 +24,11 @@ impl Pager {
                 Command::Release { start, len } => {
                     self.release(start, len);
                     Ok(())
+                }
+                Command::Evacuate { from, to, admission } => {
+                    // Answered when the pages have moved (`evacuate`).
+                    self.start_evacuation(from, to, admission, done);
+                    continue;
                 }
                 Command::Shutdown => {
                     self.drain_transfers();

@@ -36,12 +36,15 @@ pub enum Command {
     Hold { start: usize, len: usize, access: KernelAccess },
     /// End a [`Command::Hold`] of the same range.
     Release { start: usize, len: usize },
+    /// Move every page held on server `from` to the servers `to` (a pool server is draining);
+    /// answered when none is left there.
+    Evacuate { from: usize, to: Vec<super::evacuate::Destination>, admission: crate::transport::Admission },
     /// Stop the servers and end the pager thread.
     Shutdown,
 }
 
 /// Where the pager answers a command: `Err` says why it could not be done.
-type Reply = SyncSender<Result<(), Refusal>>;
+pub(super) type Reply = SyncSender<Result<(), Refusal>>;
 
 /// Why the pager could not carry out a command.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,8 @@ pub enum Refusal {
     NotDlmMemory { addr: usize },
     #[error("{step} failed: {source}")]
     Adopt { step: &'static str, source: io::Error },
+    #[error("pages cannot move off server {server}: no such server, or a move is already under way")]
+    Evacuate { server: usize },
 }
 
 /// Where program threads post [`Command`]s; each call waits for the pager to finish it.

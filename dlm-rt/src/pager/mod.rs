@@ -26,6 +26,7 @@
 //!
 //! - `mailbox`: [`Command`]s from the program's threads, answered by the pager.
 //! - `commands`: carrying them out (free, static arrays, advice, holds, shutdown).
+//! - `evacuate`: moving pages off a draining pool server while the program runs.
 //! - `dispatch`: a fault's page and state, and the granularity rule.
 //! - `fetch`: bringing pages and blocks in, read-ahead of streams, completing partial pages.
 //! - `evict`: making room (FIFO), sending data home, pre-cleaning, MPI progress.
@@ -42,6 +43,7 @@
 
 mod commands;
 mod dispatch;
+mod evacuate;
 mod evict;
 mod failure;
 mod fetch;
@@ -53,6 +55,7 @@ mod slots;
 mod staging;
 mod streams;
 
+pub use evacuate::Destination;
 pub use failure::on_pager_thread;
 pub use hold::KernelAccess;
 pub use mailbox::{Advice, Command, Mailbox, Refusal};
@@ -162,6 +165,9 @@ pub struct Pager {
     server_hosts: usize,
     /// When the pager last looked for swap (see `stop_moving_if_swap_is_on`).
     swap_checked: Instant,
+    /// Pages moving off a draining pool server, and where a page's copy passes.
+    evacuation: Option<evacuate::Evacuation>,
+    evacuation_buffer: Vec<u8>,
 }
 
 impl Pager {
@@ -206,6 +212,8 @@ impl Pager {
             panic_at,
             server_hosts,
             swap_checked: Instant::now(),
+            evacuation: None,
+            evacuation_buffer: Vec::new(),
         }
     }
 
@@ -221,10 +229,11 @@ impl Pager {
         loop {
             // While data is in flight, keep MPI progressing between faults: read-ahead data is
             // copied in by this thread's MPI calls.
-            let timeout = if self.in_flight() { 0 } else { KEEP_ALIVE.as_millis() as i32 };
+            let timeout = if self.in_flight() || self.is_evacuating() { 0 } else { KEEP_ALIVE.as_millis() as i32 };
             let ready = poll_readable(fds.iter().copied(), timeout);
             self.job.keep_alive_if_due();
             self.stop_moving_if_swap_is_on();
+            self.evacuate_some();
             if ready == 0 {
                 self.progress();
                 continue;

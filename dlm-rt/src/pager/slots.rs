@@ -15,7 +15,7 @@ impl Pool {
     }
 
     fn used(&self) -> u64 {
-        u64::from(self.next_unused) - self.free.len() as u64
+        u64::from(self.next_unused).saturating_sub(self.free.len() as u64)
     }
 
     /// Compares how full two pools are for their capacities.
@@ -63,9 +63,25 @@ impl ServerSlots {
         Some((server, self.pools[server].take()?))
     }
 
-    /// Gives a slot back (its page was freed).
+    /// Gives a slot back (its page was freed); a retired server's slots are not reused.
     pub(super) fn give_back(&mut self, server: usize, slot: u32) {
-        self.pools[server].free.push(slot);
+        let pool = &mut self.pools[server];
+        if pool.capacity > 0 {
+            pool.free.push(slot);
+        }
+    }
+
+    /// A server added (a pool's server that pages move to); its index.
+    pub(super) fn add_server(&mut self, capacity: u32) -> usize {
+        self.pools.push(Pool { free: Vec::new(), next_unused: 0, capacity });
+        self.pools.len() - 1
+    }
+
+    /// No slot of `server` is handed out again (its pages are moving elsewhere).
+    pub(super) fn retire(&mut self, server: usize) {
+        let pool = &mut self.pools[server];
+        (pool.capacity, pool.next_unused) = (0, 0);
+        pool.free.clear();
     }
 }
 
@@ -104,5 +120,16 @@ mod tests {
         assert!(!slots.has_free());
         slots.give_back(0, 0);
         assert_eq!(slots.take(), Some((0, 0)));
+    }
+
+    #[test]
+    fn a_retired_server_gives_no_slot_and_an_added_one_does() {
+        let mut slots = ServerSlots::new(&[2, 2]);
+        slots.take();
+        slots.retire(0);
+        slots.give_back(0, 0);
+        let added = slots.add_server(1);
+        assert_eq!(servers_of_next(&mut slots, 3), [1, added, 1]);
+        assert_eq!(slots.take(), None);
     }
 }

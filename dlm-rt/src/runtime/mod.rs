@@ -193,6 +193,7 @@ impl From<Refusal> for Error {
         match refusal {
             Refusal::Adopt { step, source } => Error::Adopt { step, source },
             Refusal::NotDlmMemory { addr } => Error::NotDlmMemory { addr },
+            Refusal::Evacuate { server } => Error::Evacuate { server },
         }
     }
 }

@@ -3,17 +3,20 @@
 //! ports and the pool's rendezvous; MPI starts with that rendezvous and the program connects to
 //! each server, which admits it on its lease. A thread renews the lease about every second
 //! ([`Membership`]): a server the manager reports lost ends the program with a message naming
-//! it. At shutdown the program leaves the pool.
+//! it, and a server that drains has the pager move the program's pages off it (the program
+//! runs on meanwhile). At shutdown the program leaves the pool.
 
 use crate::config::{Config, PoolRequest};
 use crate::error::Error;
+use crate::pager::{Command, Destination, Mailbox};
 use crate::sys;
 use crate::transport::{self, Admission, ConnectError, Hello, Job};
 use dlm_pool::client::{Address, ClientError, PoolClient};
-use dlm_pool::proto::{Assignment, ClientId, JoinRequest, Lost};
+use dlm_pool::proto::{Assignment, ClientId, JoinRequest, Lost, Move, ServerId};
 use mpi::environment::Universe;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A program's place in a pool, from its join until it leaves.
@@ -22,6 +25,19 @@ pub struct Membership {
     client: ClientId,
     lease: String,
     renewer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// Where the renewals hand the pager the moves off draining servers, once it runs.
+    pager: Arc<OnceLock<Arc<Mailbox>>>,
+}
+
+/// What the lease thread knows: the pool's ids of the job's servers, in the job's order (the
+/// pager numbers them alike), and the servers whose pages are moving off now.
+struct Renewal {
+    pool: PoolClient,
+    client: ClientId,
+    lease: String,
+    servers: Mutex<Vec<ServerId>>,
+    evacuating: Mutex<HashSet<ServerId>>,
+    pager: Arc<OnceLock<Arc<Mailbox>>>,
 }
 
 /// What joining gives startup: MPI, the job linked to every server, their hellos and the bytes
@@ -46,8 +62,13 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
     let pool = PoolClient::new(Address::parse(&request.manager));
     let join = JoinRequest { bytes, page_bytes: Some(config.page_size as u64), pid: Some(std::process::id()) };
     let assignment = pool.join(&join).map_err(|source| Error::PoolJoin { manager: request.manager.clone(), source })?;
-    let mut membership =
-        Membership { pool, client: assignment.client.clone(), lease: assignment.lease.clone(), renewer: None };
+    let mut membership = Membership {
+        pool,
+        client: assignment.client.clone(),
+        lease: assignment.lease.clone(),
+        renewer: None,
+        pager: Arc::default(),
+    };
     if assignment.rendezvous.is_empty() {
         membership.leave();
         return Err(Error::PoolRendezvous { manager: request.manager.clone() });
@@ -60,7 +81,8 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
             return Err(e);
         }
     };
-    membership.start_renewing(Duration::from_millis(assignment.lease_ms));
+    let servers = assignment.shares.iter().map(|s| s.server).collect();
+    membership.start_renewing(Duration::from_millis(assignment.lease_ms), servers);
     let capacities = assignment.shares.iter().map(|s| s.bytes).collect();
     Ok(Joined { universe, job, hellos, capacities, membership })
 }
@@ -118,21 +140,33 @@ impl Membership {
     /// Renews the lease about four times per term on a thread of its own, until [`leave`].
     ///
     /// [`leave`]: Membership::leave
-    fn start_renewing(&mut self, term: Duration) {
+    fn start_renewing(&mut self, term: Duration, servers: Vec<ServerId>) {
         let period = (term / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let (pool, client, lease, stopping) =
-            (self.pool.clone(), self.client.clone(), self.lease.clone(), stop.clone());
+        let renewal = Arc::new(Renewal {
+            pool: self.pool.clone(),
+            client: self.client.clone(),
+            lease: self.lease.clone(),
+            servers: Mutex::new(servers),
+            evacuating: Mutex::default(),
+            pager: self.pager.clone(),
+        });
+        let stopping = stop.clone();
         let renewer = std::thread::Builder::new()
             .name("dlm-lease".into())
             .spawn(move || {
                 while !stopping.load(Ordering::Acquire) {
                     std::thread::sleep(period);
-                    renew_once(&pool, &client, &lease);
+                    renewal.renew_once();
                 }
             })
             .expect("cannot start the pool lease thread");
         self.renewer = Some((stop, renewer));
+    }
+
+    /// From now on the pager carries out the moves the manager asks for.
+    pub fn hand_moves_to(&self, mailbox: Arc<Mailbox>) {
+        let _ = self.pager.set(mailbox);
     }
 
     /// Stops renewing and tells the manager the program has left (its pages on the servers
@@ -148,24 +182,67 @@ impl Membership {
     }
 }
 
-/// One renewal: a lost server or a lease the manager no longer knows ends the program; a
-/// manager that cannot be reached now is tried again (the pages do not go through it).
-fn renew_once(pool: &PoolClient, client: &ClientId, lease: &str) {
-    match pool.renew(client, lease) {
-        Ok(renewed) => {
-            if let Some(lost) = renewed.lost.first() {
-                sys::exit_now(1, &lost_message(lost, renewed.lost.len()));
+impl Renewal {
+    /// One renewal: a lost server or a lease the manager no longer knows ends the program; a
+    /// manager that cannot be reached now is tried again (the pages do not go through it).
+    fn renew_once(self: &Arc<Self>) {
+        let (pool, client, lease) = (&self.pool, &self.client, self.lease.as_str());
+        match pool.renew(client, lease) {
+            Ok(renewed) => {
+                if let Some(lost) = renewed.lost.first() {
+                    sys::exit_now(1, &lost_message(lost, renewed.lost.len()));
+                }
+                for evacuation in renewed.moves {
+                    self.evacuate(evacuation);
+                }
             }
-        }
-        Err(ClientError::Refused { code: 404, message }) => sys::exit_now(
-            1,
-            &format!(
-                "the pool manager no longer knows this program ({message}): its lease ran out, so its servers have \
-                 freed its pages; the program cannot go on"
+            Err(ClientError::Refused { code: 404, message }) => sys::exit_now(
+                1,
+                &format!(
+                    "the pool manager no longer knows this program ({message}): its lease ran out, so its servers \
+                     have freed its pages; the program cannot go on"
+                ),
             ),
-        ),
-        Err(_) => {}
+            Err(_) => {}
+        }
     }
+
+    /// Has the pager move the pages off a draining server (on a thread of its own: the lease
+    /// goes on being renewed meanwhile), then tells the manager they have moved.
+    fn evacuate(self: &Arc<Self>, evacuation: Move) {
+        let Some(mailbox) = self.pager.get().cloned() else { return };
+        if !lock(&self.evacuating).insert(evacuation.from) {
+            return;
+        }
+        let from = {
+            let mut servers = lock(&self.servers);
+            let Some(from) = servers.iter().position(|&s| s == evacuation.from) else { return };
+            servers.extend(evacuation.to.iter().map(|s| s.server));
+            from
+        };
+        let to = evacuation
+            .to
+            .iter()
+            .map(|s| Destination { endpoint: s.endpoint.clone(), host: s.host.clone(), bytes: s.bytes })
+            .collect();
+        let admission = Admission { client: self.client.0.clone(), lease: self.lease.clone() };
+        let renewal = self.clone();
+        std::thread::spawn(move || match mailbox.call(Command::Evacuate { from, to, admission }) {
+            Ok(()) => {
+                if let Err(e) = renewal.pool.moved(&renewal.client, &renewal.lease, evacuation.from) {
+                    eprintln!(
+                        "dlm: pages moved off pool server {}, but the manager was not told: {e}",
+                        evacuation.from
+                    );
+                }
+            }
+            Err(e) => eprintln!("dlm: {e}"),
+        });
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lost_message(lost: &Lost, count: usize) -> String {

@@ -293,6 +293,9 @@ fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result
         panic_at: config.pager_panic_at,
     };
     let (job, membership) = servers.keep();
+    if let Some(membership) = &membership {
+        membership.hand_moves_to(mailbox.clone());
+    }
     let pager = Pager::new(region.clone(), job, mailbox.clone(), counters.clone(), staging, limits);
     let pager = std::thread::Builder::new()
         .name("dlm-pager".into())

@@ -1,7 +1,7 @@
 //! The start and the end of a job: each server says hello (its host, pid and memory) and is
 //! told its setup; at shutdown each is asked to exit and answers.
 
-use super::job::Job;
+use super::job::{Job, LinkState};
 use super::protocol::{Hello, Request, Setup, TAG_BYE, TAG_HELLO, TAG_SETUP};
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::Communicator;
@@ -10,22 +10,37 @@ impl Job {
     /// Asks every server to exit and waits until each has answered (see [`Job::finish`] for a
     /// server that does not).
     pub fn shut_down_servers(&self) {
-        for server in 0..self.servers() {
+        let open: Vec<usize> = self.open_servers().collect();
+        for &server in &open {
             self.send(server, Request::Shutdown);
         }
-        for server in 0..self.servers() {
-            let mut ack = [0u8; 8];
-            let ack_ptr = ack.as_mut_ptr();
-            // SAFETY: `ack` outlives the receive, which is finished before this block ends.
-            let posted = unsafe {
-                self.post(server, ack.len(), |count, datatype, rank, comm, request| {
-                    mpi::ffi::MPI_Irecv(ack_ptr.cast(), count, datatype, rank, TAG_BYE, comm, request)
-                })
-            };
-            let mut receive = posted.unwrap_or_else(|lost| self.failed(server, lost));
-            // Not `finish`: no keep-alive may follow a Shutdown.
-            self.wait_for(server, || self.finished(&mut receive));
+        for server in open {
+            self.await_bye(server);
         }
+    }
+
+    /// Lets a pool's server go once the program holds nothing there: it is told the program
+    /// leaves it, and is neither watched nor kept alive from then on.
+    pub fn release_server(&mut self, server: usize) {
+        self.send(server, Request::Shutdown);
+        self.await_bye(server);
+        self.links[server].state = LinkState::Released;
+        self.watched.retain(|w| w.server != server);
+    }
+
+    /// Waits for `server`'s answer to [`Request::Shutdown`].
+    fn await_bye(&self, server: usize) {
+        let mut ack = [0u8; 8];
+        let ack_ptr = ack.as_mut_ptr();
+        // SAFETY: `ack` outlives the receive, which is finished before this function returns.
+        let posted = unsafe {
+            self.post(server, ack.len(), |count, datatype, rank, comm, request| {
+                mpi::ffi::MPI_Irecv(ack_ptr.cast(), count, datatype, rank, TAG_BYE, comm, request)
+            })
+        };
+        let mut receive = posted.unwrap_or_else(|lost| self.failed(server, lost));
+        // Not `finish`: no keep-alive may follow a Shutdown.
+        self.wait_for(server, || self.finished(&mut receive));
     }
 
     /// Compute side of the handshake: every server's hello, in server order.

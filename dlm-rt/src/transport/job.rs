@@ -36,6 +36,15 @@ pub struct Job {
 pub(super) struct Link {
     comm: usize,
     rank: i32,
+    pub(super) state: LinkState,
+}
+
+/// Whether a peer is still part of the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkState {
+    Open,
+    /// A pool's server the program moved its pages off and told to let it go.
+    Released,
 }
 
 /// A memory server whose exit the compute process can see.
@@ -92,9 +101,9 @@ impl Job {
     pub(super) fn new(comm: SimpleCommunicator, rank: i32, spawned: Option<mpi::ffi::MPI_Comm>) -> Job {
         use mpi::topology::Communicator;
         let links = if rank == COMPUTE_RANK {
-            (1..comm.size()).map(|rank| Link { comm: 0, rank }).collect()
+            (1..comm.size()).map(|rank| Link { comm: 0, rank, state: LinkState::Open }).collect()
         } else {
-            vec![Link { comm: 0, rank: COMPUTE_RANK }]
+            vec![Link { comm: 0, rank: COMPUTE_RANK, state: LinkState::Open }]
         };
         Job {
             comms: vec![comm],
@@ -124,8 +133,13 @@ impl Job {
     pub(super) fn add_link(&mut self, merged: SimpleCommunicator, intercomm: mpi::ffi::MPI_Comm, rank: i32) -> usize {
         self.comms.push(merged);
         self.connected.push(intercomm);
-        self.links.push(Link { comm: self.comms.len() - 1, rank });
+        self.links.push(Link { comm: self.comms.len() - 1, rank, state: LinkState::Open });
         self.links.len() - 1
+    }
+
+    /// The servers still in the job (compute side).
+    pub(super) fn open_servers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.links.len()).filter(|&s| self.links[s].state == LinkState::Open)
     }
 
     /// The communicator and rank of `peer`.

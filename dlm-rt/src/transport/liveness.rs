@@ -118,7 +118,7 @@ impl Job {
         if self.last_keep_alive.get().elapsed() < KEEP_ALIVE {
             return;
         }
-        for server in 0..self.servers() {
+        for server in self.open_servers() {
             self.send(server, Request::KeepAlive);
         }
         self.last_keep_alive.set(Instant::now());
