@@ -60,6 +60,9 @@ pub struct ManagerConfig {
     pub timing: Timing,
     /// munged's socket, if not the default.
     pub munge_socket: Option<PathBuf>,
+    /// The MPI rendezvous (ompi-server URI) handed to every client; without one (a manager not
+    /// started by `dlm pool up`) joins are refused with 503.
+    pub rendezvous: Option<String>,
 }
 
 /// Why the manager could not start or stopped.
@@ -113,7 +116,7 @@ impl Manager {
             Some(path) => Some((bind_unix(path).await?, path.clone())),
             None => None,
         };
-        let pool = Pool::new(&config.conf, config.timing, Instant::now());
+        let pool = Pool::new(&config.conf, config.timing, Instant::now()).with_rendezvous(config.rendezvous);
         let shared = Shared {
             pool: Mutex::new(pool),
             verifier: Verifier::new(config.munge_socket),
@@ -301,7 +304,7 @@ impl IntoResponse for ApiError {
 fn pool_status(e: &PoolError) -> StatusCode {
     use PoolError::*;
     match e {
-        Rebuilding { .. } | Stopping => StatusCode::SERVICE_UNAVAILABLE,
+        Rebuilding { .. } | Stopping | NoRendezvous => StatusCode::SERVICE_UNAVAILABLE,
         Full(_) | DrainFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         ZeroBytes => StatusCode::BAD_REQUEST,
         UnknownClient(_) | UnknownServer(_) | NoLine(_) | NothingToDrain(_) => StatusCode::NOT_FOUND,
