@@ -5,14 +5,18 @@
 //! its UCX transport, the `DLM_*` options, the memfile's syntax and hosts, and available memory
 //! against what the memfile asks — and says for each problem what to do. It exits 1 when
 //! something would stop a DLM run; warnings (slower, but works) keep status 0.
-//! `dlm pool manager POOLCONF` runs a memory pool's manager in the foreground;
+//! `dlm pool up POOLCONF` starts a memory pool (the MPI rendezvous, a resident server on every
+//! POOLCONF line's host, and the manager, detached) and returns once every server is up;
+//! `dlm pool manager POOLCONF` runs a manager alone in the foreground;
 //! `dlm pool status [--json]`, `dlm pool drain HOST` and `dlm pool down [--force]` talk to it
 //! (see docs/POOL.md). `dlm --version` prints the version, as `dlmcc --version` does.
 //!
 //! Modules: `checks` (one file per check, run in order by `checks::run_all`), `report`
-//! (findings, and how they are printed) and `pool` (the `dlm pool` subcommands).
+//! (findings, and how they are printed), `pool` (the `dlm pool` subcommands) and `launch`
+//! (what `dlm pool up` starts and how it stops).
 
 mod checks;
+mod launch;
 mod pool;
 mod report;
 
@@ -48,6 +52,32 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PoolCommand {
+    /// Start the pool: the MPI rendezvous (ompi-server), one resident server per POOLCONF line
+    /// (mpirun onto its host) and the manager, detached; returns once every server is up
+    Up {
+        /// Lines `HOST SIZE`: a memory-server host and the most DLM may use there
+        poolconf: PathBuf,
+        /// TCP address the manager listens on (the servers and remote callers use it, with MUNGE)
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7450")]
+        listen: SocketAddr,
+        /// Unix socket the manager listens on [default: RUNDIR's default/pool.sock, i.e.
+        /// /run/dlm/pool.sock for root]
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Seconds a client's lease lasts after its last keep-alive
+        #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+        lease: u64,
+        /// The name the servers reach the manager by [default: this host's name]
+        #[arg(long, value_name = "HOST")]
+        advertise: Option<String>,
+        /// Where the logs, ompi-server's URI file and the manager's pid go
+        /// [default: /run/dlm for root, else $XDG_RUNTIME_DIR/dlm]
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+        /// Seconds to wait for every server to come up before stopping it all
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+    },
     /// Run the pool's manager in the foreground for the servers that POOLCONF names
     Manager {
         /// Lines `HOST SIZE`: a memory-server host and the most DLM may use there
@@ -61,11 +91,17 @@ enum PoolCommand {
         /// Seconds a client's lease lasts after its last keep-alive
         #[arg(long, value_name = "SECONDS", default_value_t = 5)]
         lease: u64,
-        /// The pool's MPI rendezvous (`ompi-server`'s URI) handed to joining programs
-        #[arg(long, value_name = "URI")]
-        rendezvous: Option<String>,
+        /// Also start and supervise ompi-server and the servers (what `dlm pool up` runs)
+        #[arg(long)]
+        launch: bool,
+        /// With --launch: the name the servers reach the manager by [default: this host's name]
+        #[arg(long, value_name = "HOST", requires = "launch")]
+        advertise: Option<String>,
+        /// With --launch: where the logs and ompi-server's URI file go
+        #[arg(long, value_name = "DIR", requires = "launch")]
+        run_dir: Option<PathBuf>,
     },
-    /// Run one resident memory server (started by `mpirun --ompi-server` onto its host)
+    /// Run one resident memory server (what `dlm pool up` starts through mpirun onto each host)
     Serve {
         /// The manager to register with: HOST[:PORT] or a Unix socket's path
         #[arg(long, value_name = "MANAGER")]
@@ -124,8 +160,18 @@ fn main() -> ExitCode {
 
 fn pool_command(command: PoolCommand) -> anyhow::Result<()> {
     match command {
-        PoolCommand::Manager { poolconf, listen, socket, lease, rendezvous } => {
-            pool::manager(&poolconf, Some(listen), Some(socket), lease, rendezvous)
+        PoolCommand::Up { poolconf, listen, socket, lease, advertise, run_dir, timeout } => {
+            let socket = socket.unwrap_or_else(|| launch::default_run_dir().join("pool.sock"));
+            let run_dir = run_dir.unwrap_or_else(launch::default_run_dir);
+            let timeout = std::time::Duration::from_secs(timeout);
+            launch::up(&launch::UpOptions { poolconf, listen, socket, lease, advertise, run_dir, timeout })
+        }
+        PoolCommand::Manager { poolconf, listen, socket, lease, launch, advertise, run_dir } => {
+            let launch = launch.then(|| pool::LaunchOptions {
+                advertise: advertise.unwrap_or_else(dlm::probe::hostname),
+                run_dir: run_dir.unwrap_or_else(launch::default_run_dir),
+            });
+            pool::manager(&poolconf, Some(listen), Some(socket), lease, launch)
         }
         PoolCommand::Serve { manager, line, cap } => dlm::server::resident::serve(&manager, line, cap),
         PoolCommand::Status { json, at } => pool::status(&pool::client(at.server), json),

@@ -1,6 +1,7 @@
 //! `dlm pool …`: the pool manager in the foreground, and the administrator's calls to it
 //! (status, drain, down) through `dlm_pool::client`.
 
+use crate::launch::Launched;
 use dlm_pool::api::{self, ManagerConfig};
 use dlm_pool::client::{Address, PoolClient, DEFAULT_SOCKET};
 use dlm_pool::conf::PoolConf;
@@ -12,24 +13,51 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// `dlm pool manager POOLCONF`: serves until SIGINT/SIGTERM or `dlm pool down`.
+/// What `dlm pool manager --launch` starts besides the manager (see `launch`).
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// The name the servers reach the manager by.
+    pub advertise: String,
+    /// Where the logs and ompi-server's URI file go.
+    pub run_dir: PathBuf,
+}
+
+/// `dlm pool manager POOLCONF [--launch]`: serves until SIGINT/SIGTERM or `dlm pool down`;
+/// with `--launch` it first starts the rendezvous, then the servers once it listens, and ends
+/// them all before it returns.
 pub fn manager(
     poolconf: &Path,
     listen: Option<SocketAddr>,
     socket: Option<PathBuf>,
     lease_secs: u64,
-    rendezvous: Option<String>,
+    launch: Option<LaunchOptions>,
 ) -> anyhow::Result<()> {
     let conf = PoolConf::load(poolconf)?;
     let timing = Timing { lease: Duration::from_secs(lease_secs.max(1)), ..Timing::default() };
     let servers = conf.servers.len();
-    let config = ManagerConfig { conf, listen, socket: socket.clone(), timing, munge_socket: None, rendezvous };
-    api::run_foreground(config, |tcp| {
+    let mut launched = match &launch {
+        Some(options) => Some(Launched::start(&options.run_dir)?),
+        None => None,
+    };
+    let rendezvous = launched.as_ref().map(|l| l.uri.clone());
+    let config =
+        ManagerConfig { conf: conf.clone(), listen, socket: socket.clone(), timing, munge_socket: None, rendezvous };
+    let result = api::run_foreground(config, |tcp| {
         let mut on = Vec::new();
         on.extend(tcp.map(|a| format!("tcp {a} (MUNGE)")));
         on.extend(socket.as_ref().map(|p| format!("unix {}", p.display())));
         eprintln!("dlm pool manager: {servers} servers in {}, listening on {}", poolconf.display(), on.join(", "));
-    })?;
+        if let (Some(launched), Some(options)) = (launched.as_mut(), &launch) {
+            match tcp {
+                Some(addr) => launched.start_servers(&conf, &format!("{}:{}", options.advertise, addr.port())),
+                None => eprintln!("dlm pool manager: no TCP listener: the servers cannot reach the manager"),
+            }
+        }
+    });
+    if let Some(mut launched) = launched {
+        launched.stop();
+    }
+    result?;
     Ok(())
 }
 
@@ -77,11 +105,17 @@ fn unix_now() -> u64 {
 fn render(address: &Address, status: &Status, now: u64) -> String {
     let up = status.servers.iter().filter(|s| s.state == ServerState::Up).count();
     let mut out = format!(
-        "pool manager at {address}: {}, {up} of {} servers up, {} clients\n\n",
+        "pool manager at {address}: {}, {up} of {} servers up, {} clients\n",
         name(&status.phase),
         status.servers.len(),
         status.clients.len()
     );
+    match &status.rendezvous {
+        Some(uri) => out.push_str(&format!("rendezvous (ompi-server): {uri}\n\n")),
+        None => out.push_str(
+            "rendezvous: none (started with `dlm pool manager`, not `dlm pool up`: programs cannot join)\n\n",
+        ),
+    }
     let mut rows =
         vec![row(&["ID", "HOST", "STATE", "CAP", "USED", "AVAILABLE", "HOST FREE", "LOAD", "LOADAVG", "CLIENTS"])];
     rows.extend(status.servers.iter().map(server_row));
@@ -195,10 +229,12 @@ mod tests {
                 since: 990,
                 lease_expires_in_ms: 4000,
             }],
+            rendezvous: Some("1523253248.0;tcp://192.0.2.2:48469".into()),
         };
         let text = render(&Address::Unix("/run/dlm/pool.sock".into()), &status, 1000);
         let expected = "\
 pool manager at /run/dlm/pool.sock: serving, 1 of 2 servers up, 1 clients
+rendezvous (ompi-server): 1523253248.0;tcp://192.0.2.2:48469
 
 ID  HOST    STATE          CAP    USED   AVAILABLE  HOST FREE  LOAD  LOADAVG  CLIENTS
 1   node01  up             8 GiB  2 GiB  6 GiB      20 GiB     0.50  1.25     1

@@ -60,7 +60,8 @@ pub struct ManagerConfig {
     pub timing: Timing,
     /// munged's socket, if not the default.
     pub munge_socket: Option<PathBuf>,
-    /// The pool's MPI rendezvous (`ompi-server`'s URI), handed to every client that joins.
+    /// The MPI rendezvous (ompi-server URI) handed to every client; without one (a manager not
+    /// started by `dlm pool up`) joins are refused with 503.
     pub rendezvous: Option<String>,
 }
 
@@ -96,7 +97,6 @@ struct Shared {
     admin_uid: u32,
     /// Set when `dlm pool down` was accepted: the manager exits soon after.
     stop: watch::Sender<bool>,
-    rendezvous: String,
 }
 
 type AppState = Arc<Shared>;
@@ -116,14 +116,13 @@ impl Manager {
             Some(path) => Some((bind_unix(path).await?, path.clone())),
             None => None,
         };
-        let pool = Pool::new(&config.conf, config.timing, Instant::now());
+        let pool = Pool::new(&config.conf, config.timing, Instant::now()).with_rendezvous(config.rendezvous);
         let shared = Shared {
             pool: Mutex::new(pool),
             verifier: Verifier::new(config.munge_socket),
             // SAFETY: geteuid has no preconditions and cannot fail.
             admin_uid: unsafe { libc::geteuid() },
             stop: watch::channel(false).0,
-            rendezvous: config.rendezvous.unwrap_or_default(),
         };
         Ok(Manager { tcp, unix, shared: Arc::new(shared) })
     }
@@ -305,7 +304,7 @@ impl IntoResponse for ApiError {
 fn pool_status(e: &PoolError) -> StatusCode {
     use PoolError::*;
     match e {
-        Rebuilding { .. } | Stopping => StatusCode::SERVICE_UNAVAILABLE,
+        Rebuilding { .. } | Stopping | NoRendezvous => StatusCode::SERVICE_UNAVAILABLE,
         Full(_) | DrainFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
         ZeroBytes => StatusCode::BAD_REQUEST,
         UnknownClient(_) | UnknownServer(_) | NoLine(_) | NothingToDrain(_) => StatusCode::NOT_FOUND,
@@ -366,8 +365,7 @@ async fn join(
 ) -> Result<impl IntoResponse, ApiError> {
     let owner =
         Owner { uid: caller.uid, user: caller.user, host: caller.host, pid: caller.pid.or(request.pid).unwrap_or(0) };
-    let mut assignment = lock(&shared).join(owner, &request, Instant::now())?;
-    assignment.rendezvous = shared.rendezvous.clone();
+    let assignment = lock(&shared).join(owner, &request, Instant::now())?;
     Ok((StatusCode::CREATED, Json(assignment)))
 }
 

@@ -6,10 +6,9 @@
 //! carries a fresh MUNGE credential from `munge -s dlm-pool` (munged refuses a replayed one);
 //! over the Unix socket the kernel identifies the caller and no credential is sent.
 
-use crate::identity::{MUNGE_PAYLOAD, MUNGE_SCHEME};
 use crate::proto::{
     Assignment, ClientId, DownRequest, DrainRequest, Drained, ErrorBody, JoinRequest, LeaseRequest, MovedRequest,
-    RegisterRequest, Registered, Renewed, Report, ReportReply, ServerId, Status,
+    RegisterRequest, Registered, Renewed, Report, ReportReply, ServerId, Status, MUNGE_PAYLOAD, MUNGE_SCHEME,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -26,11 +26,7 @@ use tokio::net::unix::UCred;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::process::Command;
 
-/// The payload every DLM pool credential carries.
-pub const MUNGE_PAYLOAD: &str = "dlm-pool";
-
-/// The scheme of the `Authorization` header over TCP.
-pub const MUNGE_SCHEME: &str = "MUNGE";
+pub use crate::proto::{MUNGE_PAYLOAD, MUNGE_SCHEME};
 
 /// How a connection reached the manager (axum's connect info, one per connection).
 #[derive(Debug, Clone)]

@@ -17,15 +17,23 @@ Modules:
 - `identity`: who calls: peer credentials on the Unix socket, MUNGE over TCP.
 - `api`: the HTTP server (axum) on both listeners, its routes and errors, and the monitor.
 - `client`: a blocking client of the API (used by `dlm pool`, the tests, later the servers
-  and the runtime).
+  and the runtime), with the MUNGE credential it sends over TCP.
+
+Only `conf`, `proto` and `client` are built by default: they need no async runtime, so the
+runtime, linked into every DLM program, depends on them alone. The manager's modules (`api`,
+`state`, `assign`, `identity`: axum, tokio) need the feature `manager`, which `dlm-cli` enables.
 
 `docs/POOL.md` describes the API, the POOLCONF and the identity and lease rules.
 */
 
+#[cfg(feature = "manager")]
 pub mod api;
+#[cfg(feature = "manager")]
 pub mod assign;
 pub mod client;
 pub mod conf;
+#[cfg(feature = "manager")]
 pub mod identity;
 pub mod proto;
+#[cfg(feature = "manager")]
 pub mod state;

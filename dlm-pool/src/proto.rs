@@ -5,6 +5,13 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The payload every DLM pool credential carries (`munge -s dlm-pool`): the manager refuses a
+/// credential made for another service.
+pub const MUNGE_PAYLOAD: &str = "dlm-pool";
+
+/// The scheme of the `Authorization` header over TCP: `Authorization: MUNGE <credential>`.
+pub const MUNGE_SCHEME: &str = "MUNGE";
+
 /// A server's id: the index of its line among the POOLCONF's server lines, so it is the same
 /// after the manager restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,9 +103,9 @@ pub struct Assignment {
     /// Renew before this many milliseconds pass, or the lease expires and the pages are freed.
     pub lease_ms: u64,
     pub shares: Vec<Share>,
-    /// The pool's MPI rendezvous (an `ompi-server` URI): the runtime sets it in
-    /// `OMPI_MCA_pmix_server_uri` before `MPI_Init` so that it can connect to the servers.
-    #[serde(default)]
+    /// The MPI rendezvous (the ompi-server URI, `ID;tcp://ADDR:PORT;…`): the runtime puts it in
+    /// `OMPI_MCA_pmix_server_uri` before `MPI_Init`, so that it can `MPI_Comm_connect` to the
+    /// shares' endpoints (two separately started Open MPI jobs meet only through it).
     pub rendezvous: String,
 }
 
@@ -249,6 +256,10 @@ pub struct Status {
     pub phase: Phase,
     pub servers: Vec<ServerStatus>,
     pub clients: Vec<ClientStatus>,
+    /// The MPI rendezvous handed to clients (the ompi-server URI); `null` when the manager was
+    /// started alone (`dlm pool manager`), which then refuses joins.
+    #[serde(default)]
+    pub rendezvous: Option<String>,
 }
 
 /// The manager's phase.

@@ -98,6 +98,8 @@ pub enum PoolError {
     Rebuilding { retry_ms: u64 },
     #[error("the pool is stopping")]
     Stopping,
+    #[error("this pool has no MPI rendezvous (ompi-server): its manager was started with `dlm pool manager`, not `dlm pool up`, so programs cannot connect to its servers; restart the pool with `dlm pool up POOLCONF`")]
+    NoRendezvous,
     #[error(transparent)]
     Full(#[from] AssignError),
     #[error("a client must ask for at least one byte")]
@@ -189,6 +191,9 @@ pub struct Pool {
     phase: PhaseState,
     servers: Vec<Server>,
     clients: BTreeMap<ClientId, Client>,
+    /// The ompi-server URI that clients put in `OMPI_MCA_pmix_server_uri` to reach the servers'
+    /// MPI ports; none when the manager was started alone (then joins are refused).
+    rendezvous: Option<String>,
 }
 
 impl Pool {
@@ -212,7 +217,13 @@ impl Pool {
             })
             .collect();
         let phase = PhaseState::Rebuilding { until: now + timing.rebuild_grace };
-        Pool { timing, phase, servers, clients: BTreeMap::new() }
+        Pool { timing, phase, servers, clients: BTreeMap::new(), rendezvous: None }
+    }
+
+    /// The pool with `rendezvous` as its MPI rendezvous (the ompi-server URI handed to clients).
+    pub fn with_rendezvous(mut self, rendezvous: Option<String>) -> Self {
+        self.rendezvous = rendezvous;
+        self
     }
 
     pub fn timing(&self) -> Timing {
@@ -384,6 +395,7 @@ impl Pool {
     /// A program asks for memory: assigns it servers and gives it a lease.
     pub fn join(&mut self, owner: Owner, request: &JoinRequest, now: Instant) -> Result<Assignment, PoolError> {
         self.check_serving(now)?;
+        let rendezvous = self.rendezvous.clone().ok_or(PoolError::NoRendezvous)?;
         if request.bytes == 0 {
             return Err(PoolError::ZeroBytes);
         }
@@ -403,7 +415,7 @@ impl Pool {
             lost: Vec::new(),
         };
         self.clients.insert(id.clone(), client);
-        Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares, rendezvous: String::new() })
+        Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares, rendezvous })
     }
 
     fn check_serving(&self, now: Instant) -> Result<(), PoolError> {
@@ -609,7 +621,7 @@ impl Pool {
             })
             .collect();
         let clients = self.clients.iter().map(|(id, c)| self.client_status(id, c, now)).collect();
-        Status { phase: public_phase(self.phase), servers, clients }
+        Status { phase: public_phase(self.phase), servers, clients, rendezvous: self.rendezvous.clone() }
     }
 
     fn client_status(&self, id: &ClientId, c: &Client, now: Instant) -> ClientStatus {
@@ -680,6 +692,7 @@ mod tests {
 
     const G: u64 = 1 << 30;
     const SECOND: Duration = Duration::from_secs(1);
+    const RENDEZVOUS: &str = "1523253248.0;tcp://192.0.2.2:48469";
 
     fn conf(text: &str) -> PoolConf {
         PoolConf::parse(Path::new("pool.conf"), text).unwrap()
@@ -713,7 +726,7 @@ mod tests {
     fn serving(text: &str, free: u64) -> (Pool, Instant) {
         let start = Instant::now();
         let conf = conf(text);
-        let mut pool = Pool::new(&conf, Timing::default(), start);
+        let mut pool = Pool::new(&conf, Timing::default(), start).with_rendezvous(Some(RENDEZVOUS.into()));
         for (i, line) in conf.servers.iter().enumerate() {
             let id = register(&mut pool, &line.host, 100 + i as u32, start);
             pool.report(id, &report(100 + i as u32, free, vec![]), start).unwrap();
@@ -729,6 +742,19 @@ mod tests {
 
     fn used(pool: &Pool, now: Instant) -> Vec<u64> {
         pool.status(now).servers.iter().map(|s| s.used_bytes).collect()
+    }
+
+    #[test]
+    fn joins_get_the_rendezvous_and_need_one() {
+        let (mut pool, now) = serving("a 8G\n", 64 * G);
+        assert_eq!(join(&mut pool, 1, G, now).rendezvous, RENDEZVOUS);
+        assert_eq!(pool.status(now).rendezvous.as_deref(), Some(RENDEZVOUS));
+        let mut alone =
+            std::mem::replace(&mut pool, Pool::new(&conf("a 8G\n"), Timing::default(), now)).with_rendezvous(None);
+        let err = alone.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None }, now).unwrap_err();
+        assert!(matches!(err, PoolError::NoRendezvous));
+        assert!(err.to_string().contains("`dlm pool up"), "{err}");
+        assert_eq!(alone.status(now).rendezvous, None);
     }
 
     #[test]
@@ -823,7 +849,7 @@ mod tests {
             .collect();
         // A new manager: joins and unknown renewals wait while it rebuilds.
         let t1 = t0 + SECOND;
-        let mut pool = Pool::new(&conf("a 8G\nb 8G\n"), Timing::default(), t1);
+        let mut pool = Pool::new(&conf("a 8G\nb 8G\n"), Timing::default(), t1).with_rendezvous(Some(RENDEZVOUS.into()));
         assert!(matches!(join_err(&mut pool, t1), PoolError::Rebuilding { retry_ms: 3000 }));
         assert!(matches!(pool.renew(1, &a.client, &a.lease, t1), Err(PoolError::Rebuilding { .. })));
         for s in 0..2u32 {

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 const G: u64 = 1 << 30;
 
+/// What `dlm pool up` would give the manager: ompi-server's URI.
+const RENDEZVOUS: &str = "1523253248.0;tcp://192.0.2.2:48469";
+
 /// Short clocks, so leases expire within a test.
 const TIMING: Timing = Timing {
     lease: Duration::from_millis(1000),
@@ -37,6 +40,10 @@ struct Running {
 
 impl Running {
     fn start(dir: &Path, conf: &str) -> Running {
+        Self::start_with(dir, conf, Some(RENDEZVOUS.into()))
+    }
+
+    fn start_with(dir: &Path, conf: &str, rendezvous: Option<String>) -> Running {
         let conf = PoolConf::parse(Path::new("pool.conf"), conf).unwrap();
         let socket = dir.join("pool.sock");
         let config = ManagerConfig {
@@ -45,7 +52,7 @@ impl Running {
             socket: Some(socket.clone()),
             timing: TIMING,
             munge_socket: None,
-            rendezvous: None,
+            rendezvous,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound, tcp) = std::sync::mpsc::channel();
@@ -153,6 +160,8 @@ fn unix_socket_join_renew_leave_with_the_peers_real_uid() {
     wait_serving(&local);
 
     let a = join(&local, 12 * G);
+    assert_eq!(a.rendezvous, RENDEZVOUS);
+    assert_eq!(local.status().unwrap().rendezvous.as_deref(), Some(RENDEZVOUS));
     let shares: Vec<_> = a.shares.iter().map(|s| (s.server, s.bytes, s.endpoint.as_str())).collect();
     assert_eq!(shares, [(s0, 8 * G, "mpi-port-501"), (s1, 4 * G, "mpi-port-502")]);
     let status = local.status().unwrap();
@@ -180,6 +189,19 @@ fn unix_socket_join_renew_leave_with_the_peers_real_uid() {
     assert!(status.clients.is_empty());
     assert!(status.servers.iter().all(|s| s.used_bytes == 0));
     assert_eq!(refused(local.renew(&a.client, &a.lease)).0, 404);
+}
+
+#[test]
+fn a_manager_without_rendezvous_refuses_joins_saying_why() {
+    let dir = open_dir();
+    let manager = Running::start_with(dir.path(), "node01 8G\n", None);
+    let local = manager.local();
+    register(&local, "node01", 501, None);
+    wait_serving(&local);
+    assert_eq!(local.status().unwrap().rendezvous, None);
+    let (code, message) = refused(local.join(&JoinRequest { bytes: G, page_bytes: None, pid: None }));
+    assert_eq!(code, 503);
+    assert!(message.contains("not `dlm pool up`"), "{message}");
 }
 
 #[test]

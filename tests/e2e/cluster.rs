@@ -38,7 +38,7 @@ fn compute_host() -> String {
 }
 
 /// Why an emulated cluster cannot be made here, if it cannot.
-fn cannot_make_a_cluster() -> Option<String> {
+pub(crate) fn cannot_make_a_cluster() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().next());
     if uid != Some("0") {
@@ -60,12 +60,12 @@ fn cannot_make_a_cluster() -> Option<String> {
 
 /// An emulated cluster for one test: `scripts/cluster.sh down` when dropped, also on panic.
 /// The tests take the suite's one-at-a-time lock first, so two never share the host names.
-struct Cluster {
-    hosts: Vec<String>,
+pub(crate) struct Cluster {
+    pub(crate) hosts: Vec<String>,
 }
 
 impl Cluster {
-    fn up(n: usize, rate: Option<&str>) -> Cluster {
+    pub(crate) fn up(n: usize, rate: Option<&str>) -> Cluster {
         let mut cmd = Command::new(script("cluster.sh"));
         cmd.args(["up", &n.to_string()]);
         if let Some(rate) = rate {
@@ -84,7 +84,7 @@ impl Cluster {
     /// a standalone run sets it for its daemons, and under `mpirun` it comes from the installed
     /// toolchain's defaults (see [`Installed`]); a keepalive variable from the caller's
     /// environment would hide a missing default, so none gets through.
-    fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+    pub(crate) fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         for name in KEEPALIVE {
             cmd.env_remove(name);
         }
@@ -116,7 +116,7 @@ impl Cluster {
     }
 
     /// The processes left inside the emulated hosts, with their names.
-    fn processes_inside(&self) -> Vec<String> {
+    pub(crate) fn processes_inside(&self) -> Vec<String> {
         let mut found = Vec::new();
         for host in &self.hosts {
             let out = Command::new("ip").args(["netns", "pids", host]).output().expect("ip netns pids");

@@ -12,6 +12,7 @@ mod install;
 mod kernel_io;
 mod legacy_programs;
 mod paging;
+mod pool;
 mod reliability;
 mod rewriting;
 mod small_blocks;

@@ -1,14 +1,16 @@
 //! The checks of `dlm doctor`, one file each, in the order they are printed:
 //! `userfaultfd` (fault mode, write-protect, page moves), `huge_pages` (transparent huge pages),
 //! `mpi` (Open MPI, its UCX transport, mpirun), `options` (the `DLM_*` variables),
-//! `memfile` (syntax and host names) and `memory` (available memory on every server host
-//! against what the memfile asks).
+//! `memfile` (syntax and host names), `memory` (available memory on every server host
+//! against what the memfile asks) and, when `DLM_POOL` is set, `pool` (the memory pool's
+//! manager, servers and rendezvous).
 
 mod huge_pages;
 mod memfile;
 mod memory;
 mod mpi;
 mod options;
+mod pool;
 mod userfaultfd;
 
 use crate::report::Finding;
@@ -55,6 +57,7 @@ pub fn run_all(source: &MemfileSource) -> Vec<Finding> {
     let (memfile_findings, servers) = memfile::check(source, &environment);
     findings.extend(memfile_findings);
     findings.extend(memory::check(&servers, &config, mpi.mpirun.as_deref()));
+    findings.extend(pool::check());
     findings
 }
 
