@@ -387,8 +387,7 @@ impl Launched {
     fn mpirun(&self, program: &[OsString], id: usize, host: &str, manager: &str) -> anyhow::Result<Child> {
         let log_path = server_log(&self.run_dir, id);
         let log = File::create(&log_path).with_context(|| format!("cannot write {}", log_path.display()))?;
-        let mut command = Command::new("mpirun");
-        command.args(mpirun_args(host, &self.uri_file, program, manager, id));
+        let mut command = server_command(host, &self.uri, program, manager, id);
         open_mpi_env(&mut command);
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         command.spawn().context("cannot run mpirun")
@@ -430,15 +429,74 @@ impl Drop for Launched {
     }
 }
 
-/// `mpirun`'s arguments for server line `id` on `host`.
-fn mpirun_args(host: &str, uri_file: &Path, program: &[OsString], manager: &str, id: usize) -> Vec<OsString> {
-    let mut ompi_server = OsString::from("file:");
-    ompi_server.push(uri_file);
-    let mut args: Vec<OsString> =
-        vec!["--host".into(), host.into(), "-np".into(), "1".into(), "--ompi-server".into(), ompi_server];
-    args.extend(program.iter().cloned());
-    args.extend(["--manager".into(), manager.into(), "--line".into(), id.to_string().into()]);
-    args
+/// The command that starts server line `id` on `host`: `mpirun -np 1 --ompi-server URI
+/// <program> --manager M --line N`, run *on that host* through Open MPI's remote shell
+/// (`plm_rsh_agent`, ssh by default), as mpirun itself reaches hosts. Not `mpirun --host H`
+/// from here: Open MPI 4.1 cannot connect a job to a process that another job's `mpirun` placed
+/// on a remote daemon (the connecting side's daemon crashes in `orte_rml_base_parse_uris`,
+/// measured on the emulated cluster), while a server whose `mpirun` runs on its own host is
+/// reached like a local one.
+fn server_command(host: &str, uri: &str, program: &[OsString], manager: &str, id: usize) -> Command {
+    let mut words: Vec<String> = ["mpirun", "-np", "1", "--ompi-server", uri].iter().map(|w| w.to_string()).collect();
+    words.extend(program.iter().map(|p| p.to_string_lossy().into_owned()));
+    words.extend(["--manager".into(), manager.into(), "--line".into(), id.to_string()]);
+    if is_this_host(host) {
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]);
+        return command;
+    }
+    // The remote shell passes no environment: what Open MPI needs goes on the command line.
+    let mut remote = vec!["env".to_string()];
+    remote.extend(remote_mpi_env());
+    remote.extend(words);
+    let agent = remote_shell();
+    let mut command = Command::new(&agent[0]);
+    command.args(&agent[1..]).arg(host).arg(remote.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
+    command
+}
+
+/// Open MPI's remote shell: `OMPI_MCA_plm_rsh_agent` (its first choice), else ssh.
+fn remote_shell() -> Vec<String> {
+    let agent = std::env::var("OMPI_MCA_plm_rsh_agent").unwrap_or_default();
+    let first = agent.split(':').next().unwrap_or_default().split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    if first.is_empty() {
+        vec!["ssh".into()]
+    } else {
+        first
+    }
+}
+
+/// The variables [`open_mpi_env`] sets here, as `NAME=VALUE` for the remote command, with the
+/// caller's own `OMPI_MCA_*` settings.
+fn remote_mpi_env() -> Vec<String> {
+    let mut vars: Vec<String> =
+        std::env::vars().filter(|(n, _)| n.starts_with("OMPI_MCA_")).map(|(n, v)| format!("{n}={v}")).collect();
+    let mut default = |name: &str| {
+        if std::env::var_os(name).is_none() {
+            vars.push(format!("{name}=1"));
+        }
+    };
+    if euid() == 0 {
+        default("OMPI_ALLOW_RUN_AS_ROOT");
+        default("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM");
+    }
+    default("OMPI_MCA_rmaps_base_oversubscribe");
+    for name in ["OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] {
+        if let Ok(value) = std::env::var(name) {
+            vars.push(format!("{name}={value}"));
+        }
+    }
+    vars
+}
+
+/// Whether `host` names this machine.
+fn is_this_host(host: &str) -> bool {
+    host == "localhost" || host == "127.0.0.1" || host == dlm::probe::hostname()
+}
+
+/// `word` quoted for a POSIX shell.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// The resident server's command: `<dlm> pool serve`, or `$DLM_POOL_SERVER_COMMAND` (tests).
@@ -538,15 +596,21 @@ mod tests {
     }
 
     #[test]
-    fn mpirun_runs_one_server_on_its_host_through_the_rendezvous() {
+    fn mpirun_runs_one_server_on_its_own_host_through_the_rendezvous() {
         let program: Vec<OsString> = vec!["/usr/bin/dlm".into(), "pool".into(), "serve".into()];
-        let args = mpirun_args("node03", Path::new("/run/dlm/ompi-server.uri"), &program, "login1:7450", 2);
-        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert_eq!(
-            args.join(" "),
-            "--host node03 -np 1 --ompi-server file:/run/dlm/ompi-server.uri /usr/bin/dlm pool serve \
-             --manager login1:7450 --line 2"
+        let command = server_command("node03", "1.0;tcp://10.0.0.1:5", &program, "login1:7450", 2);
+        let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let remote = args.last().unwrap();
+        assert_eq!(args[args.len() - 2], "node03");
+        assert!(
+            remote.ends_with(
+                "'mpirun' '-np' '1' '--ompi-server' '1.0;tcp://10.0.0.1:5' '/usr/bin/dlm' 'pool' 'serve' \
+                 '--manager' 'login1:7450' '--line' '2'"
+            ),
+            "{remote}"
         );
+        assert!(remote.starts_with("'env' "), "{remote}");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

@@ -37,7 +37,9 @@ impl Pager {
             return;
         }
         for destination in to {
-            let (server, _) = self.job.connect(&destination.endpoint, &admission).unwrap_or_else(|e| {
+            let capacity = destination.bytes - destination.bytes % self.page_size as u64;
+            let setup = |_: &crate::transport::Hello| Setup { page_size: self.page_size, capacity, compute_pid: 0 };
+            let (server, _) = self.job.connect(&destination.endpoint, &admission, setup).unwrap_or_else(|e| {
                 crate::sys::exit_now(
                     1,
                     &format!(
@@ -47,8 +49,6 @@ impl Pager {
                 )
             });
             self.job.return_errors();
-            let capacity = destination.bytes - destination.bytes % self.page_size as u64;
-            self.job.send_setup(server, Setup { page_size: self.page_size, capacity, compute_pid: 0 });
             let slots = (capacity / self.page_size as u64).min(u64::from(u32::MAX)) as u32;
             let added = self.slots.add_server(slots);
             debug_assert_eq!(added, server, "the slots and the job number servers alike");

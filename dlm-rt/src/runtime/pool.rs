@@ -10,7 +10,7 @@ use crate::config::{Config, PoolRequest};
 use crate::error::Error;
 use crate::pager::{Command, Destination, Mailbox};
 use crate::sys;
-use crate::transport::{self, Admission, ConnectError, Hello, Job};
+use crate::transport::{self, Admission, ConnectError, Hello, Job, Setup};
 use dlm_pool::client::{Address, ClientError, PoolClient};
 use dlm_pool::proto::{Assignment, ClientId, JoinRequest, Lost, Move, ServerId};
 use mpi::environment::Universe;
@@ -60,6 +60,14 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
         return Err(Error::PoolTotal { total, budget });
     };
     let pool = PoolClient::new(Address::parse(&request.manager));
+    let unreachable = |source| Error::PoolJoin { manager: request.manager.clone(), source };
+    // MPI first (it needs the rendezvous), then the join, then the connections at once: a
+    // server's door waits for a listed client with its other work stopped.
+    let rendezvous = pool.status().map_err(unreachable)?.rendezvous.unwrap_or_default();
+    if rendezvous.is_empty() {
+        return Err(Error::PoolRendezvous { manager: request.manager.clone() });
+    }
+    let (universe, mut job) = transport::start_unlinked(&rendezvous);
     let join = JoinRequest { bytes, page_bytes: Some(config.page_size as u64), pid: Some(std::process::id()) };
     let assignment = pool.join(&join).map_err(|source| Error::PoolJoin { manager: request.manager.clone(), source })?;
     let mut membership = Membership {
@@ -69,12 +77,7 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
         renewer: None,
         pager: Arc::default(),
     };
-    if assignment.rendezvous.is_empty() {
-        membership.leave();
-        return Err(Error::PoolRendezvous { manager: request.manager.clone() });
-    }
-    let (universe, mut job) = transport::start_unlinked(&assignment.rendezvous);
-    let hellos = match connect_all(&mut job, &assignment) {
+    let hellos = match connect_all(&mut job, &assignment, config.page_size as u64) {
         Ok(hellos) => hellos,
         Err(e) => {
             membership.leave();
@@ -83,12 +86,15 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
     };
     let servers = assignment.shares.iter().map(|s| s.server).collect();
     membership.start_renewing(Duration::from_millis(assignment.lease_ms), servers);
-    let capacities = assignment.shares.iter().map(|s| s.bytes).collect();
+    let page = config.page_size as u64;
+    let capacities = assignment.shares.iter().map(|s| s.bytes - s.bytes % page).collect();
     Ok(Joined { universe, job, hellos, capacities, membership })
 }
 
-/// Connects to every server of the assignment, in order; each one's hello.
-fn connect_all(job: &mut Job, assignment: &Assignment) -> Result<Vec<Hello>, Error> {
+/// Connects to every server of the assignment, in order; each one's hello. Each is told at once
+/// the page size, its share (whole pages) and this program's pid if it shares the host.
+fn connect_all(job: &mut Job, assignment: &Assignment, page: u64) -> Result<Vec<Hello>, Error> {
+    let local = sys::hostname();
     let admission = Admission { client: assignment.client.0.clone(), lease: assignment.lease.clone() };
     let mut hellos = Vec::with_capacity(assignment.shares.len());
     for share in &assignment.shares {
@@ -97,7 +103,13 @@ fn connect_all(job: &mut Job, assignment: &Assignment) -> Result<Vec<Hello>, Err
             share.host,
             CONNECT_LIMIT.as_secs()
         ));
-        let connected = job.connect(&share.endpoint, &admission);
+        let capacity = share.bytes - share.bytes % page;
+        let setup = |hello: &Hello| Setup {
+            page_size: page as usize,
+            capacity,
+            compute_pid: if hello.host == local { std::process::id() } else { 0 },
+        };
+        let connected = job.connect(&share.endpoint, &admission, setup);
         drop(watchdog);
         let (_, hello) = connected.map_err(|e| Error::PoolConnect { host: share.host.clone(), reason: reason(e) })?;
         hellos.push(hello);
@@ -107,7 +119,8 @@ fn connect_all(job: &mut Job, assignment: &Assignment) -> Result<Vec<Hello>, Err
 
 fn reason(e: ConnectError) -> String {
     match e {
-        ConnectError::BadEndpoint(endpoint) => format!("its endpoint `{endpoint}` is no MPI port"),
+        ConnectError::BadEndpoint(endpoint) => format!("its endpoint `{endpoint}` is not `HOST:PORT MPI-PORT`"),
+        ConnectError::Door(door, e) => format!("its door {door} does not answer ({e})"),
         ConnectError::Connect(code) => format!("MPI_Comm_connect failed (MPI error {code})"),
         ConnectError::Refused(why) => format!("it refused this program: {why}"),
     }

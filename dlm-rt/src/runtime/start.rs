@@ -65,6 +65,7 @@ fn start_own_servers(argv: &[String]) -> Result<(Runtime, usize), Error> {
     let hellos = job.gather_hellos();
     job.watch_servers(&hellos);
     let capacities = capacities(&config, &hellos, spawned);
+    send_setups(&job, &config, &hellos, &capacities);
     let servers = Servers { job, hellos, capacities, membership: None };
     Ok((start_compute(universe, servers, config)?, program_argc))
 }
@@ -86,7 +87,8 @@ fn join_pool(argv: &[String], config: Config) -> Result<Runtime, Error> {
     start_compute(joined.universe, servers, config)
 }
 
-/// The servers a compute process starts with: linked, said hello, and their capacities.
+/// The servers a compute process starts with: linked, said hello, told their setup, and their
+/// capacities.
 struct Servers {
     job: Job,
     hellos: Vec<Hello>,
@@ -270,7 +272,6 @@ impl Layout {
 fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result<Runtime, Error> {
     let Servers { job, hellos, capacities, membership } = servers;
     let sizes = Sizes::new(&config, &hellos, capacities);
-    send_setups(&job, &config, &hellos, &sizes.capacities);
     job.return_errors();
     let servers = ServersGuard(Some(job), membership);
     let layout = Layout::new(sizes.budget + sizes.capacity(), sizes.page);

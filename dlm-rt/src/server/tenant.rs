@@ -68,6 +68,11 @@ impl Tenant {
         Ok(Tenant { job, store, capacity, in_flight: Vec::new(), last_heard: Instant::now(), written: vec![0; blocks] })
     }
 
+    /// The most the store holds.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     /// Bytes of the store that hold data.
     pub fn held_bytes(&self) -> u64 {
         self.written.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() * HELD_BLOCK

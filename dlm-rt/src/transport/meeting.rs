@@ -1,19 +1,22 @@
-//! Jobs that meet through a pool: a resident server's MPI port ([`Port`]), compute processes
-//! that connect to it ([`Job::connect`]), and the admission that opens each connection: the
-//! compute process names its pool client and lease ([`Admission`]), the server answers with its
-//! hello or a refusal, and an admitted client sends its setup.
+//! Jobs that meet through a pool: a resident server's MPI port ([`Port`]) and its door
+//! ([`Door`]), and compute processes that connect ([`Job::connect`]). A compute process first
+//! knocks at the door over TCP, naming its pool client and lease ([`Admission`]); the server
+//! checks them with the manager's list and lets one knocker in at a time, which then connects
+//! to the MPI port, is greeted with the server's hello and sends its setup.
 //!
 //! Two separately started jobs meet only through the pool's rendezvous (Open MPI's
 //! `ompi-server`): the resident servers are launched with `mpirun --ompi-server`, and a compute
 //! process is given it in `OMPI_MCA_pmix_server_uri` before `MPI_Init` (`env`).
 
 use super::job::Job;
-use super::protocol::{Hello, Setup, COMPUTE_RANK, TAG_ADMIT, TAG_HELLO, TAG_SETUP};
+use super::protocol::{Hello, Setup, COMPUTE_RANK, TAG_HELLO, TAG_SETUP};
 use mpi::point_to_point::{Destination, Source};
-use mpi::raw::{AsRaw, FromRaw};
+use mpi::raw::FromRaw;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::ffi::{CStr, CString};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::time::Duration;
 
 /// Who a compute process is in the pool: its client id and its lease's secret, which the
 /// manager gave it and the server checks against the manager's list.
@@ -46,9 +49,9 @@ impl Port {
         self.name.to_string_lossy().into_owned()
     }
 
-    /// Waits until a compute process connects; a server's job with it (one link, the compute
-    /// process), or MPI's error code. Blocks: the resident server calls it on a thread of its own.
-    pub fn accept(&self) -> Result<Job, i32> {
+    /// Waits until a compute process connects; the connection, made a job by [`Accepted::link`],
+    /// or MPI's error code. Blocks: the resident server calls it on a thread of its own.
+    pub fn accept(&self) -> Result<Accepted, i32> {
         // SAFETY: the port name is live; accept over COMM_SELF makes a new intercommunicator.
         let intercomm = unsafe {
             let mut intercomm = mpi::ffi::RSMPI_COMM_NULL;
@@ -64,20 +67,22 @@ impl Port {
             }
             intercomm
         };
-        let mut job = Job::unlinked();
-        job.add_link(merge(intercomm, true), intercomm, COMPUTE_RANK);
-        Ok(job)
+        Ok(Accepted(intercomm))
     }
 }
 
-impl Port {
-    /// Connects to this port from this process and disconnects again, so that the thread
-    /// waiting in [`Port::accept`] returns (it then sees that the server is closing).
-    pub fn wake_acceptor(&self) {
-        if let Ok(intercomm) = connect(&self.name()) {
-            let mut job = Job::unlinked();
-            job.add_link(merge(intercomm, false), intercomm, 1);
-        }
+/// A connection accepted on a port, not yet a job.
+pub struct Accepted(mpi::ffi::MPI_Comm);
+
+// SAFETY: a communicator handle; the door thread that accepted it makes it a job.
+unsafe impl Send for Accepted {}
+
+impl Accepted {
+    /// The server's job with the compute process that connected (one link).
+    pub fn link(self) -> Job {
+        let mut job = Job::unlinked();
+        job.add_link(merge(self.0, true), self.0, COMPUTE_RANK);
+        job
     }
 }
 
@@ -121,78 +126,137 @@ fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
     }
 }
 
-/// A server's answer to an admission: [admitted, available memory, pid], then its host name
-/// (admitted) or why it refused.
-const ADMITTED: u64 = 1;
-
 impl Job {
-    /// Connects to a resident server at `endpoint` and asks to be admitted; the server's index
-    /// and hello.
-    pub fn connect(&mut self, endpoint: &str, admission: &Admission) -> Result<(usize, Hello), ConnectError> {
-        let intercomm = connect(endpoint)?;
+    /// Connects to a resident server at `endpoint` (`HOST:PORT MPI-PORT`): knocks at its door
+    /// with `admission` ([`knock`]) and, let in, connects to its MPI port and sends the setup
+    /// `setup` gives for the server's hello; the server's index and hello.
+    pub fn connect(
+        &mut self,
+        endpoint: &str,
+        admission: &Admission,
+        setup: impl FnOnce(&Hello) -> Setup,
+    ) -> Result<(usize, Hello), ConnectError> {
+        let (door, mpi_port) =
+            endpoint.split_once(' ').ok_or_else(|| ConnectError::BadEndpoint(endpoint.to_string()))?;
+        let _knocked = knock(door, admission)?;
+        let intercomm = connect(mpi_port)?;
         let server = self.add_link(merge(intercomm, false), intercomm, 1);
         let (comm, rank) = self.route(server);
         let peer = comm.process_at_rank(rank);
-        peer.send_with_tag(format!("{} {}", admission.client, admission.lease).as_bytes(), TAG_ADMIT);
-        let mut words = [0u64; 3];
+        let mut words = [0u64; 2];
         peer.receive_into_with_tag(&mut words[..], TAG_HELLO);
-        let (text, _) = peer.receive_vec_with_tag::<u8>(TAG_HELLO);
-        let text = String::from_utf8_lossy(&text).into_owned();
-        if words[0] != ADMITTED {
-            return Err(ConnectError::Refused(text));
-        }
-        Ok((server, Hello { host: text, pid: words[2] as u32, available_memory: words[1] }))
+        let (host, _) = peer.receive_vec_with_tag::<u8>(TAG_HELLO);
+        let hello = Hello {
+            host: String::from_utf8_lossy(&host).into_owned(),
+            pid: words[1] as u32,
+            available_memory: words[0],
+        };
+        self.send_setup(server, setup(&hello));
+        Ok((server, hello))
     }
 
-    /// Server side: the admission the compute process sends first, if it comes within `limit`
-    /// (a connection that sends nothing must not hold the server's door).
-    pub fn receive_admission(&self, limit: Duration) -> Option<Admission> {
-        let (comm, rank) = self.route(0);
-        let started = Instant::now();
-        loop {
-            let mut arrived = 0;
-            let mut status = std::mem::MaybeUninit::uninit();
-            // SAFETY: the out-pointers are live locals; the communicator is live.
-            let rc = unsafe { mpi::ffi::MPI_Iprobe(rank, TAG_ADMIT, comm.as_raw(), &mut arrived, status.as_mut_ptr()) };
-            if rc != 0 || started.elapsed() > limit {
-                return None;
-            }
-            if arrived != 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let (text, _) = comm.process_at_rank(rank).receive_vec_with_tag::<u8>(TAG_ADMIT);
-        let text = String::from_utf8(text).ok()?;
-        let (client, lease) = text.split_once(' ')?;
-        Some(Admission { client: client.to_string(), lease: lease.to_string() })
-    }
-
-    /// Server side: admits the compute process with this server's hello, and returns its setup.
-    pub fn admit(&self, hello: &Hello) -> Setup {
+    /// Server side: greets the compute process that connected with this server's hello, and
+    /// returns its setup.
+    pub fn greet(&self, hello: &Hello) -> Setup {
         let (comm, rank) = self.route(0);
         let compute = comm.process_at_rank(rank);
-        compute.send_with_tag(&[ADMITTED, hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
+        compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
         compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
         let mut words = [0u64; 3];
         compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
         Setup { page_size: words[0] as usize, capacity: words[1], compute_pid: words[2] as u32 }
     }
+}
 
-    /// Server side: tells the compute process why it is not admitted.
-    pub fn refuse(&self, reason: &str) {
-        let (comm, rank) = self.route(0);
-        let compute = comm.process_at_rank(rank);
-        compute.send_with_tag(&[0u64, 0, 0][..], TAG_HELLO);
-        compute.send_with_tag(reason.as_bytes(), TAG_HELLO);
+/// How long a knock may take (a door that does not answer is a server that is gone).
+const KNOCK_LIMIT: Duration = Duration::from_secs(10);
+
+/// Knocks at a resident server's door (TCP, `HOST:PORT`): sends `ADMIT CLIENT LEASE`, and
+/// returns the open connection once the server answers `go` (it then waits in
+/// `MPI_Comm_accept` for this process alone); the server's reason if it refuses. Open MPI 4.1
+/// loses connections when several processes connect to one port at once (measured: of six at
+/// once, four hung), so each server lets one in at a time.
+fn knock(door: &str, admission: &Admission) -> Result<TcpStream, ConnectError> {
+    let unreachable = |e: std::io::Error| ConnectError::Door(door.to_string(), e);
+    let address = door
+        .to_socket_addrs()
+        .map_err(unreachable)?
+        .next()
+        .ok_or_else(|| unreachable(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))?;
+    let mut stream = TcpStream::connect_timeout(&address, KNOCK_LIMIT).map_err(unreachable)?;
+    stream.set_read_timeout(Some(KNOCK_LIMIT * 3)).map_err(unreachable)?;
+    writeln!(stream, "ADMIT {} {}", admission.client, admission.lease).map_err(unreachable)?;
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).map_err(unreachable)?;
+    match answer.trim_end().strip_prefix("refused: ") {
+        None if answer.trim_end() == "go" => Ok(stream),
+        None => Err(ConnectError::Refused(format!("it answered `{}`", answer.trim_end()))),
+        Some(reason) => Err(ConnectError::Refused(reason.to_string())),
+    }
+}
+
+/// A resident server's door: the TCP listener where compute processes knock before they
+/// connect to its MPI port.
+pub struct Door {
+    listener: TcpListener,
+}
+
+/// One knock at the door, not yet answered.
+pub struct Knock {
+    stream: TcpStream,
+    pub admission: Admission,
+}
+
+impl Door {
+    /// Listens on every address, on a port the kernel picks.
+    pub fn open() -> std::io::Result<Door> {
+        Ok(Door { listener: TcpListener::bind(("0.0.0.0", 0))? })
+    }
+
+    /// The endpoint compute processes are given: `HOST:PORT MPI-PORT`.
+    pub fn endpoint(&self, host: &str, port: &Port) -> std::io::Result<String> {
+        Ok(format!("{host}:{} {}", self.listener.local_addr()?.port(), port.name()))
+    }
+
+    /// The next knock that says who it is within [`KNOCK_LIMIT`]; others are dropped.
+    pub fn next(&self) -> std::io::Result<Knock> {
+        loop {
+            let (stream, _) = self.listener.accept()?;
+            stream.set_read_timeout(Some(KNOCK_LIMIT))?;
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            if let (Some("ADMIT"), Some(client), Some(lease), None) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                return Ok(Knock { stream, admission: Admission { client: client.into(), lease: lease.into() } });
+            }
+        }
+    }
+}
+
+impl Knock {
+    /// Lets the knocker in: it connects to the MPI port next.
+    pub fn let_in(mut self) -> std::io::Result<TcpStream> {
+        writeln!(self.stream, "go")?;
+        Ok(self.stream)
+    }
+
+    /// Tells the knocker why not.
+    pub fn refuse(mut self, reason: &str) {
+        let _ = writeln!(self.stream, "refused: {reason}");
     }
 }
 
 /// Why a compute process could not join a resident server.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// The endpoint holds a NUL byte: it is no MPI port name.
+    /// The endpoint is not `HOST:PORT MPI-PORT`, or its MPI port holds a NUL byte.
     BadEndpoint(String),
+    /// The server's door (`HOST:PORT`) cannot be reached or broke off.
+    Door(String, std::io::Error),
     /// `MPI_Comm_connect` failed with this MPI error code.
     Connect(i32),
     /// The server refused the admission, saying why.

@@ -10,7 +10,6 @@ pub(super) const TAG_DATA: i32 = 12;
 pub(super) const TAG_HELLO: i32 = 13;
 pub(super) const TAG_SETUP: i32 = 14;
 pub(super) const TAG_BYE: i32 = 15;
-pub(super) const TAG_ADMIT: i32 = 16;
 
 /// What the compute process asks of a memory server. `at` and `len` are bytes of the server's
 /// store: a whole DLM page is one slot, and a part of it (a block fetched on its own) is a

@@ -1,19 +1,15 @@
-//! The server's door: a thread that waits in `MPI_Comm_accept` on the server's port and
-//! admits a compute process only if the manager lists it as a client of this server with the
-//! lease it presents. Anything else is refused and logged; an admitted client becomes a
-//! [`Tenant`] with a store of at most the bytes the manager granted it here.
+//! The server's door: a thread that answers knocks (TCP) and admits a compute process only if
+//! the manager lists it as a client of this server with the lease it presents; it then accepts
+//! that process on the MPI port. Anything else is refused and logged; an admitted client
+//! becomes a [`Tenant`] with a store of at most the bytes the manager granted it here.
 
 use super::roster::Shared;
 use crate::server::tenant::Tenant;
 use crate::sys;
-use crate::transport::{Admission, Hello, Job, Port};
+use crate::transport::{Admission, Door, Hello, Knock, Port};
 use dlm_pool::proto::ValidClient;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-
-/// How long a connection may take to say who it is.
-const ADMISSION_LIMIT: Duration = Duration::from_secs(5);
 
 /// How long to wait for the manager to list a client that has just joined (it learns of it in
 /// its next report's reply).
@@ -25,44 +21,54 @@ pub struct Admitted {
     pub tenant: Tenant,
 }
 
-/// Accepts connections until `closing` is set (the serving thread then connects once itself to
-/// wake this thread from `MPI_Comm_accept`).
-pub fn keep_door(port: &Port, shared: &Shared, closing: &AtomicBool, admitted: Sender<Admitted>) {
+/// Answers knocks for as long as the server runs: a knock whose client and lease the manager
+/// lists for this server is let in and accepted on the MPI port, one at a time (the serving
+/// thread stays out of MPI meanwhile: Open MPI 4.1 loses a connection being made while another
+/// thread makes progress, measured); any other knock is refused and logged.
+pub fn keep_door(door: &Door, port: &Port, shared: &Shared, admitted: Sender<Admitted>) {
     loop {
-        let job = match port.accept() {
-            Ok(job) => job,
-            Err(code) => {
-                sys::exit_now(1, &format!("resident memory server: MPI_Comm_accept failed (MPI error {code})"))
+        let knock = match door.next() {
+            Ok(knock) => knock,
+            Err(e) => sys::exit_now(1, &format!("resident memory server: its door (TCP) failed: {e}")),
+        };
+        let client = match listed(shared, &knock.admission) {
+            Ok(client) => client,
+            Err(reason) => {
+                eprintln!("dlm pool server: refused a connection claiming client {}: {reason}", knock.admission.client);
+                knock.refuse(&reason);
+                continue;
             }
         };
-        if closing.load(Ordering::Acquire) {
+        let Some(tenant) = let_in(knock, port, shared, &client) else { continue };
+        eprintln!(
+            "dlm pool server: admitted client {} (user {}, pid {} on {}), {} bytes",
+            client.client,
+            client.user,
+            client.pid,
+            client.host,
+            tenant.capacity()
+        );
+        if admitted.send(Admitted { client, tenant }).is_err() {
             return;
-        }
-        if let Some(client) = admit(job, shared) {
-            if admitted.send(client).is_err() {
-                return;
-            }
         }
     }
 }
 
-/// The admission of one connection: its claim checked against the roster, then the handshake.
-fn admit(job: Job, shared: &Shared) -> Option<Admitted> {
+/// Lets a listed client in: `go` on its knock, then its MPI connection accepted, greeted and
+/// made a tenant with the store its setup asks for (at most its grant here).
+fn let_in(knock: Knock, port: &Port, shared: &Shared, client: &ValidClient) -> Option<Tenant> {
+    let _mpi = shared.mpi();
+    let Ok(_knocked) = knock.let_in() else { return None };
+    shared.set_accepting(true);
+    let accepted = port.accept();
+    shared.set_accepting(false);
+    let job = match accepted {
+        Ok(accepted) => accepted.link(),
+        Err(code) => sys::exit_now(1, &format!("resident memory server: MPI_Comm_accept failed (MPI error {code})")),
+    };
     job.return_errors();
-    let Some(claim) = job.receive_admission(ADMISSION_LIMIT) else {
-        eprintln!("dlm pool server: refused a connection that did not say which client it is");
-        return None;
-    };
-    let client = match listed(shared, &claim) {
-        Ok(client) => client,
-        Err(reason) => {
-            eprintln!("dlm pool server: refused a connection claiming client {}: {reason}", claim.client);
-            job.refuse(&reason);
-            return None;
-        }
-    };
     let hello = Hello { host: sys::hostname(), pid: std::process::id(), available_memory: 0 };
-    let setup = job.admit(&hello);
+    let setup = job.greet(&hello);
     if setup.capacity > client.granted_bytes || setup.page_size == 0 {
         eprintln!(
             "dlm pool server: refused client {} ({}): it asked to store {} bytes, the manager granted it {}",
@@ -70,19 +76,9 @@ fn admit(job: Job, shared: &Shared) -> Option<Admitted> {
         );
         return None;
     }
-    match Tenant::new(job, setup.capacity, setup.page_size) {
-        Ok(tenant) => {
-            eprintln!(
-                "dlm pool server: admitted client {} (user {}, pid {} on {}), {} bytes",
-                client.client, client.user, client.pid, client.host, setup.capacity
-            );
-            Some(Admitted { client, tenant })
-        }
-        Err(e) => {
-            eprintln!("dlm pool server: cannot reserve a store for client {}: {e}", client.client);
-            None
-        }
-    }
+    Tenant::new(job, setup.capacity, setup.page_size)
+        .map_err(|e| eprintln!("dlm pool server: cannot reserve a store for client {}: {e}", client.client))
+        .ok()
 }
 
 /// The roster's record of the client `claim` names, if its lease matches; the roster is

@@ -9,19 +9,18 @@
 //! lease ended) is dropped and its memory given back; the others are served on.
 //!
 //! - `roster`: registration, reports and the manager's list of clients to serve.
-//! - `door`: the acceptor thread and the admission of each connection.
+//! - `door`: the thread that answers knocks and accepts the clients it lets in.
 
 mod door;
 mod roster;
 
 use super::tenant::{self, Ended, Tenant};
 use crate::sys;
-use crate::transport::{self, Port};
+use crate::transport::{self, Door, Port};
 use dlm_pool::client::{Address, PoolClient};
 use dlm_pool::proto::{HeldClient, RegisterRequest, ValidClient};
 use door::Admitted;
 use roster::Shared;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,44 +34,59 @@ const BOOKKEEPING: Duration = Duration::from_millis(200);
 /// cannot start.
 pub fn serve(manager: &str, line: Option<u32>, cap: Option<u64>) -> ! {
     let universe = transport::start_resident();
-    let port = Port::open().unwrap_or_else(|code| {
-        sys::exit_now(1, &format!("resident memory server: MPI_Open_port failed (MPI error {code})"))
-    });
+    let (port, door) = open_port_and_door();
     let pool = PoolClient::new(Address::parse(manager));
     let request = RegisterRequest {
         host: sys::hostname(),
         pid: std::process::id(),
         cap_bytes: cap.unwrap_or_else(|| sys::available_memory().unwrap_or(0)),
-        endpoint: port.name(),
+        endpoint: door.endpoint(&sys::hostname(), &port).unwrap_or_else(|e| cannot_start(&e.to_string())),
         server: line.map(dlm_pool::proto::ServerId),
     };
-    let registered = pool.register(&request).unwrap_or_else(|e| {
-        sys::exit_now(1, &format!("resident memory server on {}: cannot register with the pool: {e}", request.host))
-    });
+    let registered = pool
+        .register(&request)
+        .unwrap_or_else(|e| cannot_start(&format!("cannot register with the pool at {manager}: {e}")));
     eprintln!(
         "dlm pool server {} on {} (pid {}): serving up to {} bytes",
         registered.server, request.host, request.pid, registered.cap_bytes
     );
     sys::tighten_timer_slack();
     let shared = Arc::new(Shared::default());
-    let closing = Arc::new(AtomicBool::new(false));
     let (admitted, arrivals) = mpsc::channel();
     let reporter = {
         let shared = shared.clone();
         std::thread::spawn(move || roster::report_until_down(&pool, &shared, registered, request))
     };
     let port = Arc::new(port);
-    let door = {
-        let (port, shared, closing) = (port.clone(), shared.clone(), closing.clone());
-        std::thread::spawn(move || door::keep_door(&port, &shared, &closing, admitted))
-    };
+    {
+        let (port, shared) = (port.clone(), shared.clone());
+        // Not joined: it waits for the next knock (TCP, not MPI) and ends with the process.
+        std::thread::spawn(move || door::keep_door(&door, &port, &shared, admitted));
+    }
     Serving { tenants: Vec::new(), shared: &shared, arrivals }.run();
     let _ = reporter.join();
-    closing.store(true, Ordering::Release);
-    port.wake_acceptor();
-    let _ = door.join();
-    drop(port);
+    leave(universe, &shared)
+}
+
+/// The MPI port clients connect to and the door (TCP) where they knock first.
+fn open_port_and_door() -> (Port, Door) {
+    let port = Port::open().unwrap_or_else(|code| cannot_start(&format!("MPI_Open_port failed (MPI error {code})")));
+    let door = Door::open().unwrap_or_else(|e| cannot_start(&format!("cannot open its door (TCP): {e}")));
+    (port, door)
+}
+
+fn cannot_start(why: &str) -> ! {
+    sys::exit_now(1, &format!("resident memory server on {}: {why}", sys::hostname()))
+}
+
+/// Leaves the pool: MPI finalized and exit 0, or (a client let in never connected, and
+/// MPI_Finalize would hang under the door's MPI_Comm_accept) exit 0 without finalizing. Every
+/// client has left or been dropped by now.
+fn leave(universe: mpi::environment::Universe, shared: &Shared) -> ! {
     eprintln!("dlm pool server: the manager says this server leaves the pool; it exits");
+    if shared.lock().accepting {
+        sys::end_server(0)
+    }
     transport::finalize_server(universe);
     sys::end_server(0)
 }
@@ -92,6 +106,7 @@ impl Serving<'_> {
             while let Ok(Admitted { client, tenant }) = self.arrivals.try_recv() {
                 self.tenants.push((client, tenant));
             }
+            let mpi = self.shared.mpi();
             let worked = self.step_all();
             if last_bookkeeping.elapsed() >= BOOKKEEPING {
                 last_bookkeeping = Instant::now();
@@ -99,6 +114,7 @@ impl Serving<'_> {
                     return;
                 }
             }
+            drop(mpi);
             if !worked {
                 let busy = self.tenants.iter().any(|(_, t)| t.busy());
                 let quiet = self.tenants.iter().map(|(_, t)| t.quiet()).min().unwrap_or(Duration::MAX);
