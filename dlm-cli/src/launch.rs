@@ -439,7 +439,14 @@ impl Drop for Launched {
 fn server_command(host: &str, uri: &str, program: &[OsString], manager: &str, id: usize) -> Command {
     let mut words: Vec<String> = ["mpirun", "-np", "1", "--ompi-server", uri].iter().map(|w| w.to_string()).collect();
     words.extend(program.iter().map(|p| p.to_string_lossy().into_owned()));
-    words.extend(["--manager".into(), manager.into(), "--line".into(), id.to_string()]);
+    words.extend([
+        "--manager".into(),
+        manager.into(),
+        "--rendezvous".into(),
+        uri.into(),
+        "--line".into(),
+        id.to_string(),
+    ]);
     if is_this_host(host) {
         let mut command = Command::new(&words[0]);
         command.args(&words[1..]);
@@ -605,7 +612,7 @@ mod tests {
         assert!(
             remote.ends_with(
                 "'mpirun' '-np' '1' '--ompi-server' '1.0;tcp://10.0.0.1:5' '/usr/bin/dlm' 'pool' 'serve' \
-                 '--manager' 'login1:7450' '--line' '2'"
+                 '--manager' 'login1:7450' '--rendezvous' '1.0;tcp://10.0.0.1:5' '--line' '2'"
             ),
             "{remote}"
         );

@@ -106,12 +106,24 @@ enum PoolCommand {
         /// The manager to register with: HOST[:PORT] or a Unix socket's path
         #[arg(long, value_name = "MANAGER")]
         manager: String,
+        /// The pool's MPI rendezvous (`ompi-server`'s URI), which the workers need
+        #[arg(long, value_name = "URI")]
+        rendezvous: String,
         /// The POOLCONF line (server id) this server takes
         #[arg(long, value_name = "N")]
         line: Option<u32>,
         /// The most this server holds (the manager also applies its POOLCONF cap)
         #[arg(long, value_name = "SIZE", value_parser = dlm_units::parse_size)]
         cap: Option<u64>,
+    },
+    /// One program's worker on a server's host (started by `dlm pool serve`)
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, value_name = "URI")]
+        rendezvous: String,
+        /// The most bytes the program may store
+        #[arg(long, value_name = "BYTES")]
+        capacity: u64,
     },
     /// Show each server (cap, use, load, host memory, state) and each client
     Status {
@@ -173,7 +185,10 @@ fn pool_command(command: PoolCommand) -> anyhow::Result<()> {
             });
             pool::manager(&poolconf, Some(listen), Some(socket), lease, launch)
         }
-        PoolCommand::Serve { manager, line, cap } => dlm::server::resident::serve(&manager, line, cap),
+        PoolCommand::Serve { manager, rendezvous, line, cap } => {
+            dlm::server::resident::serve(&manager, &rendezvous, line, cap)
+        }
+        PoolCommand::Worker { rendezvous, capacity } => dlm::server::resident::worker(&rendezvous, capacity),
         PoolCommand::Status { json, at } => pool::status(&pool::client(at.server), json),
         PoolCommand::Drain { host, at } => pool::drain(&pool::client(at.server), &host),
         PoolCommand::Down { force, at } => pool::down(&pool::client(at.server), force),

@@ -213,10 +213,11 @@ const CLIENT_ENV: [(&str, &str); 2] = [("DLM_LOCAL_MEM", "4M"), ("DLM_POOL_MEM",
 /// lose its server or be ended by `down --force` part way.
 const LONG_DATA_MIB: &str = "32";
 const LONG_ENV: [(&str, &str); 2] = [("DLM_LOCAL_MEM", "4M"), ("DLM_POOL_MEM", "40M")];
-/// The drain's two clients run long enough to be paging when it comes (twice the data through
-/// twice the budget: as local, five times as many faults).
-const DRAIN_DATA_MIB: &str = "32";
-const DRAIN_ENV: [(&str, &str); 2] = [("DLM_LOCAL_MEM", "8M"), ("DLM_POOL_MEM", "48M")];
+/// The drain's two clients run long enough to be paging while the pages move (four times the
+/// data through four times the budget, over links of [`DRAIN_LINKS`]).
+const DRAIN_DATA_MIB: &str = "64";
+const DRAIN_LINKS: &str = "200mbit";
+const DRAIN_ENV: [(&str, &str); 2] = [("DLM_LOCAL_MEM", "16M"), ("DLM_POOL_MEM", "64M")];
 
 /// A pool of three 64 MiB servers on dlmh1..dlmh3, up; `down --force` when dropped.
 struct RunningPool {
@@ -226,7 +227,12 @@ struct RunningPool {
 
 impl RunningPool {
     fn up() -> RunningPool {
-        let cluster = Cluster::up(3, None);
+        RunningPool::up_with_links(None)
+    }
+
+    /// The same, each host's link limited to `rate` (tc syntax).
+    fn up_with_links(rate: Option<&str>) -> RunningPool {
+        let cluster = Cluster::up(3, rate);
         let place = Place::new("dlmh1 64M\ndlmh2 64M\ndlmh3 64M\n");
         run(&mut place.up(Some(&cluster), None, "60"), LIMIT).assert_success();
         RunningPool { place, cluster }
@@ -420,17 +426,26 @@ fn a_killed_server_ends_the_clients_on_it_naming_its_host() {
     let status = pool.status_until(LIMIT, |s| s.clients.len() == 1);
     let share = status.clients[0].bytes[0].clone();
     let server = status.servers.iter().find(|s| s.id == share.server).unwrap();
+    // Another program, on another server (the least loaded), goes on.
+    let (_, native) = bigarray(dir.path());
+    let other = pool.client(&program, false).arg(DATA_MIB).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = server.pid.expect("a registered server has a pid");
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     let started = Instant::now();
     let (exit, stderr) = ends_within(client, Duration::from_secs(20));
     assert!(!exit.success());
     assert!(stderr.contains(&share.host), "the message names {}: {stderr}", share.host);
+    let other = other.wait_with_output().unwrap();
+    assert!(other.status.success(), "the other program: {}", other.status);
+    assert!(String::from_utf8_lossy(&other.stdout).contains(&format!("checksum: {native}")));
     eprintln!("the client ended {:?} after its server was killed: {stderr}", started.elapsed());
     let down = pool.status_until(Duration::from_secs(15), |s| {
         s.servers.iter().any(|v| v.id == share.server && v.state == ServerState::Down)
     });
     assert!(down.servers.iter().any(|v| v.id == share.server && v.state == ServerState::Down), "{down:?}");
+    // The client ended without leaving: the pool lets it go when its lease runs out.
+    let gone = pool.status_until(Duration::from_secs(15), |s| s.clients.is_empty());
+    assert!(gone.clients.is_empty(), "{gone:?}");
     pool.down();
 }
 
@@ -463,7 +478,7 @@ fn down_refuses_while_clients_run_and_force_ends_them_with_a_message() {
 fn a_drained_server_gives_its_pages_to_the_others_while_two_clients_run() {
     let _serial = one_at_a_time();
     require_pool_prerequisites();
-    let pool = RunningPool::up();
+    let pool = RunningPool::up_with_links(Some(DRAIN_LINKS));
     let dir = tempfile::tempdir().unwrap();
     let (program, _) = bigarray(dir.path());
     let data = DRAIN_DATA_MIB;
@@ -474,11 +489,19 @@ fn a_drained_server_gives_its_pages_to_the_others_while_two_clients_run() {
         cmd.envs(DRAIN_ENV).arg(data).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         cmd.spawn().unwrap()
     };
-    let (first, second) = (start(true), start(false));
+    let (mut first, mut second) = (start(true), start(false));
     let both = pool.status_until(LIMIT, |s| s.clients.len() == 2);
     assert_eq!(both.clients.len(), 2, "{both:?}");
     let busiest = both.servers.iter().max_by_key(|s| s.used_bytes).unwrap().clone();
+    assert!(busiest.used_bytes > 0, "{both:?}");
     run(&mut pool.place.pool(&["drain", &busiest.host]), LIMIT).assert_success();
+    // The pages leave the server while the programs run: it is empty before they end.
+    let emptied = pool.status_until(LIMIT, |s| s.servers.iter().any(|v| v.id == busiest.id && v.used_bytes == 0));
+    let still_running = [first.try_wait().unwrap(), second.try_wait().unwrap()].iter().filter(|e| e.is_none()).count();
+    assert!(still_running > 0, "both clients ended before the server was empty: {emptied:?}");
+    let moved: u64 =
+        emptied.clients.iter().flat_map(|c| &c.bytes).filter(|b| b.server != busiest.id).map(|b| b.bytes).sum();
+    assert!(moved >= busiest.used_bytes, "the grants did not move: {emptied:?}");
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -496,5 +519,60 @@ fn a_drained_server_gives_its_pages_to_the_others_while_two_clients_run() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(said_it_leaves(), "{}", pool.server_log(busiest.id.0 as usize));
+    pool.down();
+}
+
+/// Knocks at `server`'s door as a test-only raw client would: `ADMIT CLIENT LEASE`; the answer.
+fn knock(server: &dlm_pool::proto::ServerStatus, client: &str, lease: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let door = server.endpoint.clone().expect("a registered server has an endpoint (its door, HOST:PORT)");
+    let mut stream = std::net::TcpStream::connect(door).expect("the door answers");
+    writeln!(stream, "ADMIT {client} {lease}").unwrap();
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    answer.trim_end().to_string()
+}
+
+#[test]
+fn a_forged_or_foreign_claim_on_a_clients_pages_is_refused_and_logged() {
+    let _serial = one_at_a_time();
+    require_pool_prerequisites();
+    let pool = RunningPool::up();
+    let dir = tempfile::tempdir().unwrap();
+    let (program, native) = bigarray(dir.path());
+    // The victim runs as root; another user's program runs beside it.
+    let mut victim = pool.client(&program, true);
+    let victim = victim.envs(LONG_ENV).arg(LONG_DATA_MIB).stdout(std::process::Stdio::null());
+    let mut victim = victim.stderr(std::process::Stdio::null()).spawn().unwrap();
+    let status = pool.status_until(LIMIT, |s| s.clients.len() == 1);
+    let target = &status.clients[0];
+    let server = status.servers.iter().find(|s| s.id == target.bytes[0].server).unwrap();
+
+    // Its id with a made-up lease, and an id nobody has: both refused, and said in the log.
+    let forged = knock(server, &target.id.0, "0123456789abcdef0123456789abcdef");
+    assert_eq!(forged, "refused: its lease is not the one the manager gave that client");
+    let unknown = knock(server, "feedfacefeedface", "0123456789abcdef");
+    assert_eq!(unknown, "refused: the manager lists no such client for this server");
+    let log = pool.server_log(server.id.0 as usize);
+    assert!(log.contains(&format!("refused a connection claiming client {}", target.id)), "{log}");
+
+    // A plain user's program joins through MUNGE as itself and pages its own data exactly; its
+    // lease does not open the victim's pages.
+    let user = require_plain_user();
+    let home = user.tempdir();
+    let copy = user.runnable_copy(&program, home.path());
+    let mut other = user.command(home.path(), &copy);
+    pool.join(&mut other, true);
+    let out = run(other.arg(DATA_MIB), LIMIT);
+    out.assert_success();
+    assert_eq!(out.field("checksum:"), native);
+    // The manager knew it as that user (MUNGE), not as the victim's.
+    let logs: String = (0..3).map(|id| pool.server_log(id)).collect();
+    assert!(logs.contains(&format!("(user {}, pid", user.name)), "{logs}");
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    // Killed, it did not leave: the pool lets it go when its lease runs out.
+    let gone = pool.status_until(Duration::from_secs(15), |s| s.clients.is_empty());
+    assert!(gone.clients.is_empty(), "{gone:?}");
     pool.down();
 }

@@ -6,8 +6,8 @@
 //!   gone, or its link is).
 //! - `tenant`: one compute process as a server serves it ([`Tenant`]): its store, transfers,
 //!   and the ways it ends.
-//! - `resident`: a pool's resident server, which many compute processes reach at once through
-//!   its MPI port and which the pool manager tells whom to admit.
+//! - `resident`: a pool's resident server, which the pool manager tells whom to admit and which
+//!   starts a worker process for each program it admits.
 
 pub mod resident;
 mod tenant;

@@ -1,6 +1,6 @@
 //! [`Tenant`]: one compute process as a server serves it — its store, the transfers in flight
-//! and when it was last heard from. A job's own server has one tenant and exits when it ends; a
-//! pool's resident server has many and drops the one that ends ([`Ended`]).
+//! and when it was last heard from — and the ways it ends ([`Ended`]). A job's own server and a
+//! pool's worker each serve one tenant.
 //!
 //! Transfers overlap: a tenant starts each one and takes the next request at once, so a page
 //! being written back and pages being fetched cross a network link in both directions together.
@@ -53,29 +53,13 @@ pub struct Tenant {
     in_flight: Vec<InFlight>,
     /// When the compute process was last heard from: a request, or a transfer that moved.
     last_heard: Instant,
-    /// Which 4 KiB blocks of the store hold data (what a pool reports as held).
-    written: Vec<u64>,
 }
-
-/// The unit in which a tenant counts the bytes it holds.
-const HELD_BLOCK: u64 = 4096;
 
 impl Tenant {
     /// A tenant with a store of `capacity` bytes (at least `page` reserved).
     pub fn new(job: Job, capacity: u64, page: usize) -> std::io::Result<Tenant> {
         let store = Mapping::reserve((capacity as usize).max(page))?;
-        let blocks = capacity.div_ceil(HELD_BLOCK).div_ceil(64) as usize;
-        Ok(Tenant { job, store, capacity, in_flight: Vec::new(), last_heard: Instant::now(), written: vec![0; blocks] })
-    }
-
-    /// The most the store holds.
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
-    /// Bytes of the store that hold data.
-    pub fn held_bytes(&self) -> u64 {
-        self.written.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() * HELD_BLOCK
+        Ok(Tenant { job, store, capacity, in_flight: Vec::new(), last_heard: Instant::now() })
     }
 
     /// Whether a transfer is in flight (the server then pauses briefly between polls).
@@ -110,7 +94,6 @@ impl Tenant {
                 let bytes = self.bytes(at, len)?;
                 // Concurrent receives into the same bytes, or a send of them, would mix data.
                 self.finish_overlapping(&bytes, |_| true)?;
-                self.mark(&bytes, true);
                 // SAFETY: the bytes lie inside the store and no other transfer uses them now.
                 let transfer = unsafe { self.job.start_receive_put(self.store.base().add(bytes.start), bytes.len()) };
                 let transfer = transfer.map_err(|lost| Ended::Lost(lost.mpi_error))?;
@@ -129,7 +112,6 @@ impl Tenant {
             Request::Free { at, len } => {
                 let bytes = self.bytes(at, len)?;
                 self.finish_overlapping(&bytes, |_| true)?;
-                self.mark(&bytes, false);
                 self.store.discard(bytes.start, bytes.len());
             }
             Request::KeepAlive => {}
@@ -147,23 +129,6 @@ impl Tenant {
             return Err(Ended::OutOfBounds { at, len, capacity: self.capacity });
         }
         Ok(at as usize..(at + len) as usize)
-    }
-
-    /// Records the held blocks `bytes` covers (written) or that it empties (freed).
-    fn mark(&mut self, bytes: &Range<usize>, written: bool) {
-        let (first, last) = if written {
-            (bytes.start as u64 / HELD_BLOCK, (bytes.end as u64).div_ceil(HELD_BLOCK))
-        } else {
-            ((bytes.start as u64).div_ceil(HELD_BLOCK), bytes.end as u64 / HELD_BLOCK)
-        };
-        for block in first..last {
-            let (word, bit) = ((block / 64) as usize, block % 64);
-            if written {
-                self.written[word] |= 1 << bit;
-            } else {
-                self.written[word] &= !(1 << bit);
-            }
-        }
     }
 
     /// Drops the transfers that have finished.

@@ -26,5 +26,5 @@ pub use host::{
 };
 pub use mapping::{adopt_range, discard, Mapping};
 pub use range::{explain_dlm_faults_after_fork, in_dlm_range, is_forked_child, overlaps_dlm_range};
-pub use signals::{exit_on_abort_if_ended, explain_abort, explain_termination_signals};
+pub use signals::{end_with_parent, exit_on_abort_if_ended, explain_abort, explain_termination_signals};
 pub use uffd::{Fault, FaultEvents, FaultFd, FaultMode, MoveError};

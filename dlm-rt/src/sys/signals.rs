@@ -102,3 +102,19 @@ fn abort_as_before() {
         libc::raise(libc::SIGABRT);
     }
 }
+
+/// Has the process that `command` starts killed when this one ends (`PR_SET_PDEATHSIG`): a
+/// pool server's workers must not outlive it, whatever ends it.
+pub fn end_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the child between fork and exec and calls only prctl, which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -50,6 +50,13 @@ const MPIRUN_JOB_VARS: [&str; 14] = [
     "OMPI_UNIVERSE_SIZE",
 ];
 
+/// This process's environment without `mpirun`'s job variables: what a process started from
+/// here needs to start MPI as a singleton of its own.
+pub fn singleton_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    let keep = |name: &str| !MPIRUN_JOB_VARS.iter().any(|prefix| name.starts_with(prefix));
+    std::env::vars_os().filter(move |(name, _)| name.to_str().is_some_and(keep))
+}
+
 /// The number of processes of the `mpirun` job this process belongs to, if it was started by
 /// `mpirun`.
 pub fn mpirun_ranks() -> Option<String> {
@@ -63,10 +70,9 @@ pub fn mpirun_ranks() -> Option<String> {
 /// yet. Returns only if the program cannot be run again.
 pub fn leave_mpirun_job(argv: &[String]) -> std::io::Error {
     use std::os::unix::process::CommandExt;
-    let keep = |name: &str| !MPIRUN_JOB_VARS.iter().any(|prefix| name.starts_with(prefix));
     let mut again = std::process::Command::new("/proc/self/exe");
     if let Some((name, args)) = argv.split_first() {
         again.arg0(name).args(args);
     }
-    again.env_clear().envs(std::env::vars_os().filter(|(name, _)| name.to_str().is_some_and(keep))).exec()
+    again.env_clear().envs(singleton_env()).exec()
 }

@@ -57,23 +57,6 @@ pub fn start() -> (mpi::environment::Universe, Launch) {
     }
 }
 
-/// Starts MPI for a pool's resident server: its acceptor thread waits in `MPI_Comm_accept`
-/// while the serving thread polls its clients, so MPI must allow every thread to call it.
-pub fn start_resident() -> mpi::environment::Universe {
-    prepare_mpi_environment();
-    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Multiple) else {
-        crate::sys::fatal("MPI was already initialized before the resident server started");
-    };
-    if provided < Threading::Multiple {
-        crate::sys::exit_now(
-            1,
-            "this MPI library does not let several threads call it at once (MPI_THREAD_MULTIPLE), which a \
-             resident memory server needs; use Open MPI with UCX",
-        );
-    }
-    universe
-}
-
 /// Starts MPI for a compute process that joins a pool: the pool's rendezvous (`rendezvous`,
 /// an `ompi-server` URI) is set before `MPI_Init`, and the job has no server until it connects
 /// to them ([`Job::connect`]).

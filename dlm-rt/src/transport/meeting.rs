@@ -1,8 +1,8 @@
-//! Jobs that meet through a pool: a resident server's MPI port ([`Port`]) and its door
-//! ([`Door`]), and compute processes that connect ([`Job::connect`]). A compute process first
-//! knocks at the door over TCP, naming its pool client and lease ([`Admission`]); the server
-//! checks them with the manager's list and lets one knocker in at a time, which then connects
-//! to the MPI port, is greeted with the server's hello and sends its setup.
+//! Jobs that meet through a pool: a resident server's door ([`Door`]), its workers' MPI ports
+//! ([`Port`]), and compute processes that connect ([`Job::connect`]). A compute process knocks
+//! at the door over TCP, naming its pool client and lease ([`Admission`]); the server checks
+//! them with the manager's list, starts a worker and answers with the worker's port; the
+//! compute process connects there, is greeted with the worker's hello and sends its setup.
 //!
 //! Two separately started jobs meet only through the pool's rendezvous (Open MPI's
 //! `ompi-server`): the resident servers are launched with `mpirun --ompi-server`, and a compute
@@ -127,19 +127,18 @@ fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
 }
 
 impl Job {
-    /// Connects to a resident server at `endpoint` (`HOST:PORT MPI-PORT`): knocks at its door
-    /// with `admission` ([`knock`]) and, let in, connects to its MPI port and sends the setup
-    /// `setup` gives for the server's hello; the server's index and hello.
+    /// Connects to a resident server whose door is `endpoint` (`HOST:PORT`): knocks with
+    /// `admission` ([`knock`]) and, let in, connects to the MPI port of the worker the server
+    /// started for it, and sends the setup `setup` gives for the worker's hello; the server's
+    /// index and hello.
     pub fn connect(
         &mut self,
         endpoint: &str,
         admission: &Admission,
         setup: impl FnOnce(&Hello) -> Setup,
     ) -> Result<(usize, Hello), ConnectError> {
-        let (door, mpi_port) =
-            endpoint.split_once(' ').ok_or_else(|| ConnectError::BadEndpoint(endpoint.to_string()))?;
-        let _knocked = knock(door, admission)?;
-        let intercomm = connect(mpi_port)?;
+        let mpi_port = knock(endpoint, admission)?;
+        let intercomm = connect(&mpi_port)?;
         let server = self.add_link(merge(intercomm, false), intercomm, 1);
         let (comm, rank) = self.route(server);
         let peer = comm.process_at_rank(rank);
@@ -171,12 +170,11 @@ impl Job {
 /// How long a knock may take (a door that does not answer is a server that is gone).
 const KNOCK_LIMIT: Duration = Duration::from_secs(10);
 
-/// Knocks at a resident server's door (TCP, `HOST:PORT`): sends `ADMIT CLIENT LEASE`, and
-/// returns the open connection once the server answers `go` (it then waits in
-/// `MPI_Comm_accept` for this process alone); the server's reason if it refuses. Open MPI 4.1
-/// loses connections when several processes connect to one port at once (measured: of six at
-/// once, four hung), so each server lets one in at a time.
-fn knock(door: &str, admission: &Admission) -> Result<TcpStream, ConnectError> {
+/// Knocks at a resident server's door (TCP, `HOST:PORT`): sends `ADMIT CLIENT LEASE`; the
+/// answer is `go PORT`, the MPI port of a worker that waits for this process alone (Open MPI
+/// 4.1 loses connections when several processes connect to one port at once: of six at once,
+/// four hung), or `refused: WHY`.
+fn knock(door: &str, admission: &Admission) -> Result<String, ConnectError> {
     let unreachable = |e: std::io::Error| ConnectError::Door(door.to_string(), e);
     let address = door
         .to_socket_addrs()
@@ -188,10 +186,13 @@ fn knock(door: &str, admission: &Admission) -> Result<TcpStream, ConnectError> {
     writeln!(stream, "ADMIT {} {}", admission.client, admission.lease).map_err(unreachable)?;
     let mut answer = String::new();
     BufReader::new(&stream).read_line(&mut answer).map_err(unreachable)?;
-    match answer.trim_end().strip_prefix("refused: ") {
-        None if answer.trim_end() == "go" => Ok(stream),
-        None => Err(ConnectError::Refused(format!("it answered `{}`", answer.trim_end()))),
+    let answer = answer.trim_end();
+    if let Some(port) = answer.strip_prefix("go ") {
+        return Ok(port.to_string());
+    }
+    match answer.strip_prefix("refused: ") {
         Some(reason) => Err(ConnectError::Refused(reason.to_string())),
+        None => Err(ConnectError::Refused(format!("it answered `{answer}`"))),
     }
 }
 
@@ -213,9 +214,9 @@ impl Door {
         Ok(Door { listener: TcpListener::bind(("0.0.0.0", 0))? })
     }
 
-    /// The endpoint compute processes are given: `HOST:PORT MPI-PORT`.
-    pub fn endpoint(&self, host: &str, port: &Port) -> std::io::Result<String> {
-        Ok(format!("{host}:{} {}", self.listener.local_addr()?.port(), port.name()))
+    /// The endpoint compute processes are given: `HOST:PORT`.
+    pub fn endpoint(&self, host: &str) -> std::io::Result<String> {
+        Ok(format!("{host}:{}", self.listener.local_addr()?.port()))
     }
 
     /// The next knock that says who it is within [`KNOCK_LIMIT`]; others are dropped.
@@ -238,10 +239,9 @@ impl Door {
 }
 
 impl Knock {
-    /// Lets the knocker in: it connects to the MPI port next.
-    pub fn let_in(mut self) -> std::io::Result<TcpStream> {
-        writeln!(self.stream, "go")?;
-        Ok(self.stream)
+    /// Lets the knocker in: it connects to the MPI port `port` next.
+    pub fn let_in(mut self, port: &str) -> std::io::Result<()> {
+        writeln!(self.stream, "go {port}")
     }
 
     /// Tells the knocker why not.
@@ -253,7 +253,7 @@ impl Knock {
 /// Why a compute process could not join a resident server.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// The endpoint is not `HOST:PORT MPI-PORT`, or its MPI port holds a NUL byte.
+    /// The MPI port the server answered holds a NUL byte.
     BadEndpoint(String),
     /// The server's door (`HOST:PORT`) cannot be reached or broke off.
     Door(String, std::io::Error),

@@ -21,9 +21,9 @@ mod meeting;
 mod protocol;
 mod serving;
 
-pub use env::{leave_mpirun_job, mpirun_ranks};
+pub use env::{leave_mpirun_job, mpirun_ranks, singleton_env};
 pub use job::{Job, Transfer};
-pub use launch::{finalize_server, spawn_servers, start, start_resident, start_unlinked, Launch, SpawnError};
+pub use launch::{finalize_server, spawn_servers, start, start_unlinked, Launch, SpawnError};
 pub use liveness::{KEEP_ALIVE, SILENCE_LIMIT};
 pub use meeting::{Admission, ConnectError, Door, Knock, Port};
 pub use protocol::{Hello, Request, Setup};

@@ -1,13 +1,14 @@
-//! The server's door: a thread that answers knocks (TCP) and admits a compute process only if
-//! the manager lists it as a client of this server with the lease it presents; it then accepts
-//! that process on the MPI port. Anything else is refused and logged; an admitted client
-//! becomes a [`Tenant`] with a store of at most the bytes the manager granted it here.
+//! The server's door: a thread that answers knocks (TCP). A knock whose client and lease the
+//! manager lists for this server gets a worker of its own, started as the client's user
+//! (`worker`), and the worker's MPI port; anything else is refused and logged.
 
 use super::roster::Shared;
-use crate::server::tenant::Tenant;
 use crate::sys;
-use crate::transport::{Admission, Door, Hello, Knock, Port};
+use crate::transport::{self, Admission, Door, Knock};
 use dlm_pool::proto::ValidClient;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -15,17 +16,14 @@ use std::time::{Duration, Instant};
 /// its next report's reply).
 const LISTING_LIMIT: Duration = Duration::from_secs(3);
 
-/// A client admitted: who the manager says it is, and its tenant.
-pub struct Admitted {
+/// A client's worker: who the manager says the client is, and the process.
+pub struct Worker {
     pub client: ValidClient,
-    pub tenant: Tenant,
+    pub process: Child,
 }
 
-/// Answers knocks for as long as the server runs: a knock whose client and lease the manager
-/// lists for this server is let in and accepted on the MPI port, one at a time (the serving
-/// thread stays out of MPI meanwhile: Open MPI 4.1 loses a connection being made while another
-/// thread makes progress, measured); any other knock is refused and logged.
-pub fn keep_door(door: &Door, port: &Port, shared: &Shared, admitted: Sender<Admitted>) {
+/// Answers knocks for as long as the server runs.
+pub fn keep_door(door: &Door, rendezvous: &str, shared: &Shared, started: Sender<Worker>) {
     loop {
         let knock = match door.next() {
             Ok(knock) => knock,
@@ -39,46 +37,108 @@ pub fn keep_door(door: &Door, port: &Port, shared: &Shared, admitted: Sender<Adm
                 continue;
             }
         };
-        let Some(tenant) = let_in(knock, port, shared, &client) else { continue };
+        let Some(worker) = start_worker(knock, rendezvous, &client) else { continue };
         eprintln!(
-            "dlm pool server: admitted client {} (user {}, pid {} on {}), {} bytes",
+            "dlm pool server: admitted client {} (user {}, pid {} on {}), {} bytes, worker pid {}",
             client.client,
             client.user,
             client.pid,
             client.host,
-            tenant.capacity()
+            client.granted_bytes,
+            worker.id()
         );
-        if admitted.send(Admitted { client, tenant }).is_err() {
+        if started.send(Worker { client, process: worker }).is_err() {
             return;
         }
     }
 }
 
-/// Lets a listed client in: `go` on its knock, then its MPI connection accepted, greeted and
-/// made a tenant with the store its setup asks for (at most its grant here).
-fn let_in(knock: Knock, port: &Port, shared: &Shared, client: &ValidClient) -> Option<Tenant> {
-    let _mpi = shared.mpi();
-    let Ok(_knocked) = knock.let_in() else { return None };
-    shared.set_accepting(true);
-    let accepted = port.accept();
-    shared.set_accepting(false);
-    let job = match accepted {
-        Ok(accepted) => accepted.link(),
-        Err(code) => sys::exit_now(1, &format!("resident memory server: MPI_Comm_accept failed (MPI error {code})")),
+/// Starts `client`'s worker as the client's user and lets the knocker in with its port.
+fn start_worker(knock: Knock, rendezvous: &str, client: &ValidClient) -> Option<Child> {
+    let refuse = |knock: Knock, why: String| {
+        eprintln!("dlm pool server: cannot serve client {} (user {}): {why}", client.client, client.user);
+        knock.refuse(&why);
+        None
     };
-    job.return_errors();
-    let hello = Hello { host: sys::hostname(), pid: std::process::id(), available_memory: 0 };
-    let setup = job.greet(&hello);
-    if setup.capacity > client.granted_bytes || setup.page_size == 0 {
-        eprintln!(
-            "dlm pool server: refused client {} ({}): it asked to store {} bytes, the manager granted it {}",
-            client.client, client.user, setup.capacity, client.granted_bytes
+    if !can_run_as(client.uid) {
+        let why = format!(
+            "this server runs as uid {} and cannot start a worker as uid {} (Open MPI connects only processes of \
+             one user): run the pool as root",
+            euid(),
+            client.uid
         );
+        return refuse(knock, why);
+    }
+    let mut worker = match worker_command(rendezvous, client).spawn() {
+        Ok(worker) => worker,
+        Err(e) => return refuse(knock, format!("cannot start its worker: {e}")),
+    };
+    let Some(port) = read_port(&mut worker) else {
+        let _ = worker.kill();
+        let _ = worker.wait();
+        return refuse(knock, "its worker did not start".into());
+    };
+    if knock.let_in(&port).is_err() {
+        let _ = worker.kill();
+        let _ = worker.wait();
         return None;
     }
-    Tenant::new(job, setup.capacity, setup.page_size)
-        .map_err(|e| eprintln!("dlm pool server: cannot reserve a store for client {}: {e}", client.client))
-        .ok()
+    Some(worker)
+}
+
+/// Whether this server can start a process as `uid`: it is that user, or root.
+fn can_run_as(uid: u32) -> bool {
+    euid() == 0 || euid() == uid
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// `dlm pool worker` as the client's user, a singleton of its own (mpirun's job variables left
+/// out), stdout a pipe for its port's name.
+fn worker_command(rendezvous: &str, client: &ValidClient) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "dlm".into());
+    let mut command = Command::new(exe);
+    command
+        .args(["pool", "worker", "--rendezvous", rendezvous, "--capacity"])
+        .arg(client.granted_bytes.to_string())
+        .env_clear()
+        .envs(transport::singleton_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    sys::end_with_parent(&mut command);
+    if client.uid != euid() {
+        // The worker is the client's: its user and group, a directory it may use.
+        command.uid(client.uid).gid(primary_gid(client.uid));
+        command.env("HOME", std::env::temp_dir()).current_dir(std::env::temp_dir());
+    }
+    command
+}
+
+/// The primary group of `uid` (its password entry's), or `uid` itself.
+fn primary_gid(uid: u32) -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .and_then(|f| f.get(3)?.parse().ok())
+        .unwrap_or(uid)
+}
+
+/// The worker's first line: its MPI port's name (within 30 s).
+fn read_port(worker: &mut Child) -> Option<String> {
+    let stdout = worker.stdout.take()?;
+    let (line, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut port = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut port);
+        let _ = line.send(port);
+    });
+    let port = arrived.recv_timeout(Duration::from_secs(30)).ok()?;
+    Some(port.trim().to_string()).filter(|p| !p.is_empty())
 }
 
 /// The roster's record of the client `claim` names, if its lease matches; the roster is

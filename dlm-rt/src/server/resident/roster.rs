@@ -21,8 +21,6 @@ pub struct Roster {
     pub leave: bool,
     /// Asked for a report now (a client knocked that the roster does not list yet).
     pub report_now: bool,
-    /// The door waits in `MPI_Comm_accept` (which nothing can end).
-    pub accepting: bool,
 }
 
 /// The roster, shared by the reporter, the door and the serving thread.
@@ -30,26 +28,13 @@ pub struct Roster {
 pub struct Shared {
     roster: Mutex<Roster>,
     changed: Condvar,
-    /// Held by the thread that uses MPI: the serving thread for each round over its clients,
-    /// the door while it links and admits a new one.
-    mpi: Mutex<()>,
 }
 
 impl Shared {
-    /// MPI to this thread alone until the guard drops.
-    pub fn mpi(&self) -> MutexGuard<'_, ()> {
-        self.mpi.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub fn lock(&self) -> MutexGuard<'_, Roster> {
         // The roster is plain data: a thread that panicked holding it left nothing half-done
         // that matters more than going on serving.
         self.roster.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether the door waits in `MPI_Comm_accept` (which nothing can end).
-    pub fn set_accepting(&self, accepting: bool) {
-        self.lock().accepting = accepting;
     }
 
     /// Waits up to `limit` for a reply after `after` replies; the roster then.
