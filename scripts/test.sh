@@ -25,4 +25,7 @@ cargo build --release --workspace --lib --bins --examples --features dlm-rt/benc
 python3 bench/run.py --quick --out target/bench-quick >target/bench-quick.log 2>&1 \
     || { tail -40 target/bench-quick.log; echo "bench/run.py --quick failed" >&2; exit 1; }
 echo "benchmark quick mode: ok (table in target/bench-quick/results.md)"
+python3 bench/pool.py --quick --out target/bench-quick >target/bench-pool-quick.log 2>&1 \
+    || { tail -40 target/bench-pool-quick.log; echo "bench/pool.py --quick failed" >&2; exit 1; }
+echo "pool benchmark quick mode: ok (table in target/bench-quick/pool.md)"
 cargo test --release --workspace
