@@ -8,6 +8,8 @@ server, and four programs at once against one, on the emulated cluster.
 
 Root only, like bench/cluster.py (whose cluster helpers it uses): dlmh1..3 come up, and always go
 down again. Measured in one run, each configuration `--rounds` times, interleaved:
+- the links' ceiling: one TCP stream from dlmh1 to here, and three at once from dlmh1..3
+  (bench/tcp_probe.c, as bench/cluster.py measures them);
 - `dlmbench fetch` (sequential reads of data 4 times the local budget; its RESULT is the bytes
   fetched per second of its timed passes) and `dlmbench rmw` (read-modify-write sweep; paging =
   bytes fetched + written back over the wall time) with (a) its own server spawned on dlmh1
@@ -33,8 +35,8 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster import cluster_down, cluster_in_use, cluster_up, require_root  # noqa: E402
-from run import DLMBENCH, RELEASE, REPO, fmt, machine, median, run  # noqa: E402
+from cluster import THREE_STREAMS, cluster_down, cluster_in_use, cluster_up, link_ceilings, require_root  # noqa: E402
+from run import DLMBENCH, RELEASE, REPO, build_c_tool, fmt, machine, median, run  # noqa: E402
 
 DLM = RELEASE / "dlm"
 LOCAL_FRACTION = 0.25
@@ -123,11 +125,14 @@ def four_at_once(mib, env, scratch):
             "fastest": (max(each), "GB/s"), "wall": (max(walls), "s")}
 
 
-def measure_round(samples, mib, env, scratch):
+def measure_round(samples, mib, env, scratch, probe):
     def measure(part, label, how):
         print(f"{part}: {label}", file=sys.stderr)
         samples.setdefault(part, {}).setdefault(label, []).append(how())
 
+    ceilings = link_ceilings(probe, mib)
+    for label in ("dlmh1 → here", THREE_STREAMS):
+        measure("links", label, ceilings[label])
     for workload in ("fetch", "rmw"):
         measure(workload, "own server on dlmh1", lambda: one(workload, mib, env, scratch, memfile="dlmh1 4G"))
         pool = Pool(["dlmh1 4G"], env, scratch)
@@ -171,6 +176,11 @@ def render(report):
         f"{fmt(value(report, 'shared', '4 programs at once', 'fastest'))} |",
         f"| 4 at once / 1 alone | {ratio(four, one_)} | | |",
         "",
+        "| ceiling (bench/tcp_probe.c, same run) | GB/s |",
+        "|---|---|",
+        f"| one TCP stream dlmh1 → here | {fmt(value(report, 'links', 'dlmh1 → here', 'tcp_stream'))} |",
+        f"| {THREE_STREAMS} | {fmt(value(report, 'links', THREE_STREAMS, 'tcp_stream'))} |",
+        "",
     ]
     return "\n".join(lines)
 
@@ -184,12 +194,13 @@ def main():
     if busy:
         sys.exit(f"an emulated cluster is already up, and someone may be using it:\n{busy}")
     samples, started = {}, time.time()
+    probe = build_c_tool(Path(tempfile.mkdtemp(prefix="dlm-pool-bench-tools-")), "tcp_probe")
     try:
         env = cluster_up(None if args.rate == "none" else args.rate)
         env = {**os.environ, **env}
         with tempfile.TemporaryDirectory(prefix="dlm-pool-bench-") as scratch:
             for _ in range(args.rounds):
-                measure_round(samples, mib, env, Path(scratch))
+                measure_round(samples, mib, env, Path(scratch), probe)
     except RuntimeError as e:
         sys.exit(str(e))
     except KeyboardInterrupt:
