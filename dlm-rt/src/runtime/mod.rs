@@ -7,12 +7,14 @@
 //!   thread), each failure undone by a guard that stops the servers.
 //! - `shutdown`: stopping the pager and the servers, also at exit, and the final statistics.
 //! - `pool`: joining a memory pool instead of starting servers, renewing its lease, leaving.
+//! - `watchdog`: ends the process if a blocking MPI call (spawn, connect) never returns.
 //! - `holds`: user-only mode, where I/O calls hold the DLM memory the kernel will access.
 
 pub mod holds;
 mod pool;
 mod shutdown;
 mod start;
+mod watchdog;
 
 pub use shutdown::{shut_down_at_exit, shutdown};
 pub use start::start;

@@ -6,6 +6,7 @@
 //! it, and a server that drains has the pager move the program's pages off it (the program
 //! runs on meanwhile). At shutdown the program leaves the pool.
 
+use super::watchdog::Watchdog;
 use crate::config::{Config, PoolRequest};
 use crate::error::Error;
 use crate::pager::{Command, Destination, Mailbox};
@@ -98,11 +99,14 @@ fn connect_all(job: &mut Job, assignment: &Assignment, page: u64) -> Result<Vec<
     let admission = Admission { client: assignment.client.0.clone(), lease: assignment.lease.clone() };
     let mut hellos = Vec::with_capacity(assignment.shares.len());
     for share in &assignment.shares {
-        let watchdog = Watchdog::start(format!(
-            "error: the pool's memory server on {} did not answer within {} s; `dlm pool status` shows the pool",
-            share.host,
-            CONNECT_LIMIT.as_secs()
-        ));
+        let watchdog = Watchdog::start(
+            CONNECT_LIMIT,
+            format!(
+                "error: the pool's memory server on {} did not answer within {} s; `dlm pool status` shows the pool",
+                share.host,
+                CONNECT_LIMIT.as_secs()
+            ),
+        );
         let capacity = share.bytes - share.bytes % page;
         let setup = |hello: &Hello| Setup {
             page_size: page as usize,
@@ -123,29 +127,6 @@ fn reason(e: ConnectError) -> String {
         ConnectError::Door(door, e) => format!("its door {door} does not answer ({e})"),
         ConnectError::Connect(code) => format!("MPI_Comm_connect failed (MPI error {code})"),
         ConnectError::Refused(why) => format!("it refused this program: {why}"),
-    }
-}
-
-/// Ends the process with `message` unless dropped first.
-struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
-
-impl Watchdog {
-    fn start(message: String) -> Self {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(CONNECT_LIMIT) {
-                sys::exit_now(1, &message);
-            }
-        });
-        Watchdog(Some(done))
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            let _ = done.send(());
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! staging slots, and the pager thread. A step that fails after the handshake stops the
 //! servers first ([`ServersGuard`]), so none is left waiting.
 
+use super::watchdog::Watchdog;
 use super::{holds, state, Runtime, State, RUNNING};
 use crate::config::memfile::{Memfile, ServerLine};
 use crate::config::{self, Config};
@@ -122,7 +123,16 @@ fn spawn_servers(argv: &[String]) -> Result<(Job, (Config, usize)), Error> {
         }
         None => vec!["localhost".into()],
     };
-    let watchdog = SpawnWatchdog::start(&hosts, config.spawn_timeout);
+    // A host that resolves but cannot start processes leaves MPI_Comm_spawn waiting forever.
+    let seconds = config.spawn_timeout;
+    let watchdog = Watchdog::start(
+        std::time::Duration::from_secs(seconds),
+        format!(
+            "error: memory servers on {} did not start within {seconds} s; check that MPI can start processes \
+             there (ssh, Open MPI installed), or raise DLM_SPAWN_TIMEOUT",
+            hosts.join(", ")
+        ),
+    );
     let job = transport::spawn_servers(&hosts, &argv[1..]).map_err(Error::Spawn)?;
     drop(watchdog);
     Ok((job, (config, program_argc)))
@@ -142,38 +152,6 @@ fn check_hosts(memfile: &Memfile) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Ends the program with a message if spawning the servers takes too long: a host that
-/// resolves but cannot start processes leaves MPI_Comm_spawn waiting forever.
-struct SpawnWatchdog(Option<std::sync::mpsc::Sender<()>>);
-
-impl SpawnWatchdog {
-    fn start(hosts: &[String], seconds: u64) -> Self {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let hosts = hosts.join(", ");
-        std::thread::spawn(move || {
-            let limit = std::time::Duration::from_secs(seconds);
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
-                sys::exit_now(
-                    1,
-                    &format!(
-                        "error: memory servers on {hosts} did not start within {seconds} s; check that MPI can \
-                         start processes there (ssh, Open MPI installed), or raise DLM_SPAWN_TIMEOUT"
-                    ),
-                );
-            }
-        });
-        SpawnWatchdog(Some(done))
-    }
-}
-
-impl Drop for SpawnWatchdog {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            let _ = done.send(());
-        }
-    }
 }
 
 /// Capacity of each server: its memfile line when it has one, else `DLM_SERVER_MEM`, else half

@@ -50,7 +50,7 @@ impl Port {
     }
 
     /// Waits until a compute process connects; the connection, made a job by [`Accepted::link`],
-    /// or MPI's error code. Blocks: the resident server calls it on a thread of its own.
+    /// or MPI's error code. Blocks until the one program a worker serves connects.
     pub fn accept(&self) -> Result<Accepted, i32> {
         // SAFETY: the port name is live; accept over COMM_SELF makes a new intercommunicator.
         let intercomm = unsafe {

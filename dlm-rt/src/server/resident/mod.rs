@@ -30,8 +30,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often the serving thread compares its clients with the manager's list and tells the
-/// reporter what it holds.
+/// How often the supervisor reaps workers, compares its clients with the manager's list and
+/// tells the reporter what they hold.
 const BOOKKEEPING: Duration = Duration::from_millis(200);
 
 /// Registers with the manager at `manager`, then serves until the manager says the server
