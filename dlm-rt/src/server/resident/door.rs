@@ -105,7 +105,7 @@ fn worker_command(rendezvous: &str, client: &ValidClient) -> Command {
         .args(["pool", "worker", "--rendezvous", rendezvous, "--capacity"])
         .arg(client.granted_bytes.to_string())
         .env_clear()
-        .envs(transport::singleton_env())
+        .envs(transport::singleton_env().filter(|(name, _)| client.uid == euid() || passed_to_users(name)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     sys::end_with_parent(&mut command);
@@ -115,6 +115,14 @@ fn worker_command(rendezvous: &str, client: &ValidClient) -> Command {
         command.env("HOME", std::env::temp_dir()).current_dir(std::env::temp_dir());
     }
     command
+}
+
+/// Whether a variable of this (root's) environment is passed to a worker of another user:
+/// what MPI and the program's search path need, nothing else of the administrator's.
+fn passed_to_users(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    ["PATH", "LANG", "LC_ALL", "TMPDIR"].contains(&name.as_ref())
+        || ["OMPI_MCA_", "UCX_", "PMIX_MCA_"].iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// The primary group of `uid` (its password entry's), or `uid` itself.
