@@ -45,20 +45,17 @@ impl Job {
 
     /// Compute side of the handshake: every server's hello, in server order.
     pub fn gather_hellos(&self) -> Vec<Hello> {
-        (0..self.servers())
-            .map(|server| {
-                let (comm, rank) = self.route(server);
-                let from = comm.process_at_rank(rank);
-                let mut words = [0u64; 2];
-                from.receive_into_with_tag(&mut words[..], TAG_HELLO);
-                let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
-                Hello {
-                    host: String::from_utf8_lossy(&host).into_owned(),
-                    pid: words[1] as u32,
-                    available_memory: words[0],
-                }
-            })
-            .collect()
+        (0..self.servers()).map(|server| self.receive_hello(server)).collect()
+    }
+
+    /// Compute side: `server`'s hello (its memory and pid, then its host name).
+    pub(super) fn receive_hello(&self, server: usize) -> Hello {
+        let (comm, rank) = self.route(server);
+        let from = comm.process_at_rank(rank);
+        let mut words = [0u64; 2];
+        from.receive_into_with_tag(&mut words[..], TAG_HELLO);
+        let (host, _) = from.receive_vec_with_tag::<u8>(TAG_HELLO);
+        Hello { host: String::from_utf8_lossy(&host).into_owned(), pid: words[1] as u32, available_memory: words[0] }
     }
 
     pub fn send_setup(&self, server: usize, setup: Setup) {
@@ -69,7 +66,7 @@ impl Job {
 
     // Server side.
 
-    /// Server side of the handshake.
+    /// Server side of the handshake (a job's own server, or a pool's worker greeting its program).
     pub fn hello(&self, hello: &Hello) -> Setup {
         let (comm, rank) = self.route(0);
         let compute = comm.process_at_rank(rank);

@@ -8,7 +8,7 @@
 //! connected to it (ranks 0 and 1). A server sees one link: its compute process.
 
 use super::protocol::{Request, COMPUTE_RANK, TAG_DATA, TAG_REQUEST};
-use mpi::raw::AsRaw;
+use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::SimpleCommunicator;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
@@ -281,5 +281,16 @@ impl Job {
             self.keep_alive_if_due();
             self.finished(transfer)
         });
+    }
+}
+
+/// The intracommunicator of an intercommunicator's two sides: the side with `high` false (the
+/// compute process) takes the low ranks.
+pub(super) fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
+    // SAFETY: `intercomm` is a live intercommunicator; the merged one is new and owned by the result.
+    unsafe {
+        let mut merged = mpi::ffi::RSMPI_COMM_NULL;
+        mpi::ffi::MPI_Intercomm_merge(intercomm, i32::from(high), &mut merged);
+        SimpleCommunicator::from_raw(merged)
     }
 }

@@ -3,7 +3,7 @@
 //! servers ([`spawn_servers`]), or a spawned server.
 
 use super::env::prepare_mpi_environment;
-use super::job::Job;
+use super::job::{merge, Job};
 use super::protocol::COMPUTE_RANK;
 use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -145,17 +145,6 @@ unsafe fn spawn_on_hosts(command: &CString, args: &[CString], hosts: &[CString])
         return Err(rc);
     }
     Ok(intercomm)
-}
-
-/// Merges the spawn intercommunicator so that the compute process is rank 0 and the servers
-/// follow in spawn order.
-fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
-    // SAFETY: `intercomm` is a live intercommunicator; the merged one is new and owned by the result.
-    unsafe {
-        let mut merged = mpi::ffi::RSMPI_COMM_NULL;
-        mpi::ffi::MPI_Intercomm_merge(intercomm, i32::from(high), &mut merged);
-        SimpleCommunicator::from_raw(merged)
-    }
 }
 
 /// Ends MPI in a memory server. rsmpi's `Universe` drop disconnects the parent communicator

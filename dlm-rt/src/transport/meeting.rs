@@ -8,11 +8,8 @@
 //! `ompi-server`): the resident servers are launched with `mpirun --ompi-server`, and a compute
 //! process is given it in `OMPI_MCA_pmix_server_uri` before `MPI_Init` (`env`).
 
-use super::job::Job;
-use super::protocol::{Hello, Setup, COMPUTE_RANK, TAG_HELLO, TAG_SETUP};
-use mpi::point_to_point::{Destination, Source};
-use mpi::raw::FromRaw;
-use mpi::topology::{Communicator, SimpleCommunicator};
+use super::job::{merge, Job};
+use super::protocol::{Hello, Setup, COMPUTE_RANK};
 use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -115,17 +112,6 @@ fn connect(endpoint: &str) -> Result<mpi::ffi::MPI_Comm, ConnectError> {
     }
 }
 
-/// The intracommunicator of an intercommunicator's two sides: the compute process (`high`
-/// false) is rank 0, the server rank 1.
-fn merge(intercomm: mpi::ffi::MPI_Comm, high: bool) -> SimpleCommunicator {
-    // SAFETY: `intercomm` is a live intercommunicator; the merged one is new and owned by the result.
-    unsafe {
-        let mut merged = mpi::ffi::RSMPI_COMM_NULL;
-        mpi::ffi::MPI_Intercomm_merge(intercomm, i32::from(high), &mut merged);
-        SimpleCommunicator::from_raw(merged)
-    }
-}
-
 impl Job {
     /// Connects to a resident server whose door is `endpoint` (`HOST:PORT`): knocks with
     /// `admission` ([`knock`]) and, let in, connects to the MPI port of the worker the server
@@ -140,30 +126,9 @@ impl Job {
         let mpi_port = knock(endpoint, admission)?;
         let intercomm = connect(&mpi_port)?;
         let server = self.add_link(merge(intercomm, false), intercomm, 1);
-        let (comm, rank) = self.route(server);
-        let peer = comm.process_at_rank(rank);
-        let mut words = [0u64; 2];
-        peer.receive_into_with_tag(&mut words[..], TAG_HELLO);
-        let (host, _) = peer.receive_vec_with_tag::<u8>(TAG_HELLO);
-        let hello = Hello {
-            host: String::from_utf8_lossy(&host).into_owned(),
-            pid: words[1] as u32,
-            available_memory: words[0],
-        };
+        let hello = self.receive_hello(server);
         self.send_setup(server, setup(&hello));
         Ok((server, hello))
-    }
-
-    /// Server side: greets the compute process that connected with this server's hello, and
-    /// returns its setup.
-    pub fn greet(&self, hello: &Hello) -> Setup {
-        let (comm, rank) = self.route(0);
-        let compute = comm.process_at_rank(rank);
-        compute.send_with_tag(&[hello.available_memory, u64::from(hello.pid)][..], TAG_HELLO);
-        compute.send_with_tag(hello.host.as_bytes(), TAG_HELLO);
-        let mut words = [0u64; 3];
-        compute.receive_into_with_tag(&mut words[..], TAG_SETUP);
-        Setup { page_size: words[0] as usize, capacity: words[1], compute_pid: words[2] as u32 }
     }
 }
 

@@ -24,7 +24,7 @@ pub fn worker(rendezvous: &str, capacity: u64) -> ! {
     let job = port.accept().unwrap_or_else(|code| fail(&format!("MPI_Comm_accept failed (MPI error {code})"))).link();
     job.return_errors();
     let hello = Hello { host: sys::hostname(), pid: std::process::id(), available_memory: 0 };
-    let setup = job.greet(&hello);
+    let setup = job.hello(&hello);
     if setup.capacity > capacity || setup.page_size == 0 {
         fail(&format!("the program asked to store {} bytes; it was granted {capacity}", setup.capacity));
     }
