@@ -30,11 +30,26 @@ pub fn available_memory() -> io::Result<u64> {
 
 /// The bytes on the `MemAvailable:` line of a `/proc/meminfo` text (this host's or another's).
 pub fn mem_available(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
+    kib_field(meminfo, "MemAvailable")
+}
+
+/// The bytes on the `NAME: N kB` line of a `/proc/meminfo` or `/proc/PID/status` text.
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
+}
+
+/// The primary group of user `uid` (its password entry's), if it has an entry.
+pub fn primary_group(uid: u32) -> Option<u32> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero `passwd` (null pointers, zero ids) is a valid value for getpwuid_r to fill.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: `entry` and `found` are locals and `buf` a live buffer of `buf.len()` bytes.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
+    (rc == 0 && !found.is_null()).then_some(entry.pw_gid)
 }
 
 /// Lets this thread's short sleeps end on time (the default slack is 50 µs).

@@ -111,7 +111,7 @@ fn worker_command(rendezvous: &str, client: &ValidClient) -> Command {
     sys::end_with_parent(&mut command);
     if client.uid != euid() {
         // The worker is the client's: its user and group, a directory it may use.
-        command.uid(client.uid).gid(primary_gid(client.uid));
+        command.uid(client.uid).gid(sys::primary_group(client.uid).unwrap_or(client.uid));
         command.env("HOME", std::env::temp_dir()).current_dir(std::env::temp_dir());
     }
     command
@@ -123,17 +123,6 @@ fn passed_to_users(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     ["PATH", "LANG", "LC_ALL", "TMPDIR"].contains(&name.as_ref())
         || ["OMPI_MCA_", "UCX_", "PMIX_MCA_"].iter().any(|prefix| name.starts_with(prefix))
-}
-
-/// The primary group of `uid` (its password entry's), or `uid` itself.
-fn primary_gid(uid: u32) -> u32 {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
-        .and_then(|f| f.get(3)?.parse().ok())
-        .unwrap_or(uid)
 }
 
 /// The worker's first line: its MPI port's name (within 30 s).

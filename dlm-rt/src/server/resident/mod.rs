@@ -162,9 +162,5 @@ fn end(process: &mut std::process::Child) {
 /// pages, and MPI's own memory, which the report caps at the grant).
 fn resident_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    sys::kib_field(&status, "RssAnon").unwrap_or(0)
 }

@@ -88,13 +88,7 @@ pub fn report_until_down(manager: &PoolClient, shared: &Shared, mut registered: 
 /// This host's MemFree, Inactive and load averages.
 pub fn host_sample() -> HostSample {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
-    };
+    let field = |name: &str| crate::sys::kib_field(&meminfo, name).unwrap_or(0);
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut load = loadavg.split_whitespace().map(|w| w.parse::<f64>().unwrap_or(0.0));
     HostSample {
