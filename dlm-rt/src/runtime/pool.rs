@@ -20,25 +20,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// A program's place in a pool, from its join until it leaves.
+/// A program's place in a pool, from its join until it leaves: its lease and the thread that
+/// renews it.
 pub struct Membership {
-    pool: PoolClient,
-    client: ClientId,
-    lease: String,
+    renewal: Arc<Renewal>,
     renewer: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
-    /// Where the renewals hand the pager the moves off draining servers, once it runs.
-    pager: Arc<OnceLock<Arc<Mailbox>>>,
 }
 
-/// What the lease thread knows: the pool's ids of the job's servers, in the job's order (the
-/// pager numbers them alike), and the servers whose pages are moving off now.
+/// The lease and what the lease thread knows: the pool's ids of the job's servers, in the job's
+/// order (the pager numbers them alike), the servers whose pages are moving off now, and where
+/// to hand the pager those moves once it runs.
 struct Renewal {
     pool: PoolClient,
     client: ClientId,
     lease: String,
     servers: Mutex<Vec<ServerId>>,
     evacuating: Mutex<HashSet<ServerId>>,
-    pager: Arc<OnceLock<Arc<Mailbox>>>,
+    pager: OnceLock<Arc<Mailbox>>,
 }
 
 /// What joining gives startup: MPI, the job linked to every server, their hellos and the bytes
@@ -62,8 +60,7 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
     };
     let pool = PoolClient::new(Address::parse(&request.manager));
     let unreachable = |source| Error::PoolJoin { manager: request.manager.clone(), source };
-    // MPI first (it needs the rendezvous), then the join, then the connections at once: a
-    // server's door waits for a listed client with its other work stopped.
+    // MPI first: it needs the rendezvous before MPI_Init.
     let rendezvous = pool.status().map_err(unreachable)?.rendezvous.unwrap_or_default();
     if rendezvous.is_empty() {
         return Err(Error::PoolRendezvous { manager: request.manager.clone() });
@@ -71,13 +68,15 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
     let (universe, mut job) = transport::start_unlinked(&rendezvous);
     let join = JoinRequest { bytes, page_bytes: Some(config.page_size as u64), pid: Some(std::process::id()) };
     let assignment = pool.join(&join).map_err(|source| Error::PoolJoin { manager: request.manager.clone(), source })?;
-    let mut membership = Membership {
+    let renewal = Renewal {
         pool,
         client: assignment.client.clone(),
         lease: assignment.lease.clone(),
-        renewer: None,
-        pager: Arc::default(),
+        servers: Mutex::new(assignment.shares.iter().map(|s| s.server).collect()),
+        evacuating: Mutex::default(),
+        pager: OnceLock::new(),
     };
+    let mut membership = Membership { renewal: Arc::new(renewal), renewer: None };
     let hellos = match connect_all(&mut job, &assignment, config.page_size as u64) {
         Ok(hellos) => hellos,
         Err(e) => {
@@ -85,8 +84,7 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
             return Err(e);
         }
     };
-    let servers = assignment.shares.iter().map(|s| s.server).collect();
-    membership.start_renewing(Duration::from_millis(assignment.lease_ms), servers);
+    membership.start_renewing(Duration::from_millis(assignment.lease_ms));
     let page = config.page_size as u64;
     let capacities = assignment.shares.iter().map(|s| s.bytes - s.bytes % page).collect();
     Ok(Joined { universe, job, hellos, capacities, membership })
@@ -134,18 +132,10 @@ impl Membership {
     /// Renews the lease about four times per term on a thread of its own, until [`leave`].
     ///
     /// [`leave`]: Membership::leave
-    fn start_renewing(&mut self, term: Duration, servers: Vec<ServerId>) {
+    fn start_renewing(&mut self, term: Duration) {
         let period = (term / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let renewal = Arc::new(Renewal {
-            pool: self.pool.clone(),
-            client: self.client.clone(),
-            lease: self.lease.clone(),
-            servers: Mutex::new(servers),
-            evacuating: Mutex::default(),
-            pager: self.pager.clone(),
-        });
-        let stopping = stop.clone();
+        let (renewal, stopping) = (self.renewal.clone(), stop.clone());
         let renewer = std::thread::Builder::new()
             .name("dlm-lease".into())
             .spawn(move || {
@@ -160,7 +150,7 @@ impl Membership {
 
     /// From now on the pager carries out the moves the manager asks for.
     pub fn hand_moves_to(&self, mailbox: Arc<Mailbox>) {
-        let _ = self.pager.set(mailbox);
+        let _ = self.renewal.pager.set(mailbox);
     }
 
     /// Stops renewing and tells the manager the program has left (its pages on the servers
@@ -170,7 +160,8 @@ impl Membership {
             stop.store(true, Ordering::Release);
             let _ = renewer.join();
         }
-        if let Err(e) = self.pool.leave(&self.client, &self.lease) {
+        let Renewal { pool, client, lease, .. } = &*self.renewal;
+        if let Err(e) = pool.leave(client, lease) {
             eprintln!("dlm: could not tell the pool manager that this program left ({e}); its lease runs out instead");
         }
     }
