@@ -246,6 +246,13 @@ impl RunningPool {
         cmd
     }
 
+    /// `program` as a client that runs for minutes ([`LONG_DATA_MIB`]), its stderr piped.
+    fn start_long_client(&self, program: &Path, over_tcp: bool) -> std::process::Child {
+        let mut cmd = self.client(program, over_tcp);
+        cmd.envs(LONG_ENV).arg(LONG_DATA_MIB).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+
     /// `mpirun -np 1 program`, a client of this pool.
     fn client_under_mpirun(&self, program: &Path, over_tcp: bool) -> Command {
         let mut cmd = mpirun(1);
@@ -342,13 +349,7 @@ fn four_clients_share_three_servers_exactly_and_a_killed_one_is_freed() {
     let rust_native = bigsweep_native();
 
     // A long client, killed with SIGKILL mid-run.
-    let mut victim = pool.client(&c_program, true);
-    let victim = victim
-        .envs(LONG_ENV)
-        .arg(LONG_DATA_MIB)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut victim = victim.spawn().unwrap();
+    let mut victim = pool.start_long_client(&c_program, true);
     let with_victim = pool.status_until(LIMIT, |s| s.clients.len() == 1);
     assert_eq!(with_victim.clients.len(), 1, "{with_victim:?}");
 
@@ -416,13 +417,7 @@ fn a_killed_server_ends_the_clients_on_it_naming_its_host() {
     let pool = RunningPool::up();
     let dir = tempfile::tempdir().unwrap();
     let (program, _) = bigarray(dir.path());
-    let mut client = pool.client(&program, true);
-    let client = client
-        .envs(LONG_ENV)
-        .arg(LONG_DATA_MIB)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let client = client.spawn().unwrap();
+    let client = pool.start_long_client(&program, true);
     let status = pool.status_until(LIMIT, |s| s.clients.len() == 1);
     let share = status.clients[0].bytes[0].clone();
     let server = status.servers.iter().find(|s| s.id == share.server).unwrap();
@@ -456,13 +451,7 @@ fn down_refuses_while_clients_run_and_force_ends_them_with_a_message() {
     let pool = RunningPool::up();
     let dir = tempfile::tempdir().unwrap();
     let (program, _) = bigarray(dir.path());
-    let mut client = pool.client(&program, false);
-    let client = client
-        .envs(LONG_ENV)
-        .arg(LONG_DATA_MIB)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let client = client.spawn().unwrap();
+    let client = pool.start_long_client(&program, false);
     pool.status_until(LIMIT, |s| s.clients.len() == 1);
     let refused = run(&mut pool.place.pool(&["down"]), LIMIT);
     assert!(!refused.status.success(), "down with a client running: {}", refused.stdout);
@@ -541,9 +530,7 @@ fn a_forged_or_foreign_claim_on_a_clients_pages_is_refused_and_logged() {
     let dir = tempfile::tempdir().unwrap();
     let (program, native) = bigarray(dir.path());
     // The victim runs as root; another user's program runs beside it.
-    let mut victim = pool.client(&program, true);
-    let victim = victim.envs(LONG_ENV).arg(LONG_DATA_MIB).stdout(std::process::Stdio::null());
-    let mut victim = victim.stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut victim = pool.start_long_client(&program, true);
     let status = pool.status_until(LIMIT, |s| s.clients.len() == 1);
     let target = &status.clients[0];
     let server = status.servers.iter().find(|s| s.id == target.bytes[0].server).unwrap();
