@@ -1,13 +1,16 @@
-//! POOLCONF: the memory-server hosts of a pool and the most DLM may use on each.
+//! POOLCONF: the hosts of a pool's cluster and the most DLM may use on each.
 //!
 //! ```text
 //! # host      the most DLM may use there
 //! node03      16G
 //! node04      512M
+//! # compute nodes: where the cluster's manager runs the jobs DLM-WAN sends it
+//! compute node01  8G
 //! ```
-//! The memfile's grammar: one resident server per line, `#` starts a comment, the same host
-//! may appear on several lines (one server each). A server's id in the pool is its line's
-//! index among the server lines (0, 1, …), so ids survive a restart of the manager.
+//! A `HOST SIZE` line is a resident memory server (the memfile's grammar): `#` starts a
+//! comment, the same host may appear on several lines (one server each). A server's id in the
+//! pool is its line's index among the server lines (0, 1, …), so ids survive a restart of the
+//! manager. A `compute HOST SIZE` line is a compute node of the cluster (once per host).
 
 use dlm_units::{host_lines, HostLine, HostLineError, SizeError};
 use std::path::{Path, PathBuf};
@@ -26,7 +29,12 @@ pub struct ConfLine {
 pub struct PoolConf {
     pub path: PathBuf,
     pub servers: Vec<ConfLine>,
+    /// The cluster's compute nodes (`compute HOST SIZE`), for the jobs of DLM-WAN.
+    pub compute: Vec<ConfLine>,
 }
+
+/// The word that starts a compute node's line.
+const COMPUTE: &str = "compute";
 
 /// Why a POOLCONF was rejected; every variant names the file (and line).
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +47,10 @@ pub enum ConfError {
     BadSize { path: PathBuf, line: usize, source: SizeError },
     #[error("{path}:{line}: a cap of 0 bytes gives DLM nothing on {host}; remove the line or give a size")]
     ZeroCap { path: PathBuf, line: usize, host: String },
-    #[error("{path}: names no memory server; add a line such as `node03 16G`")]
+    #[error("{path}: names no memory server and no compute node; add a line such as `node03 16G` or `compute node01 8G`")]
     Empty { path: PathBuf },
+    #[error("{path}:{line}: compute node {host} is already on line {first}; list each compute node once")]
+    DuplicateCompute { path: PathBuf, line: usize, host: String, first: usize },
 }
 
 impl PoolConf {
@@ -53,12 +63,43 @@ impl PoolConf {
 
     /// Parses POOLCONF text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfError> {
-        let servers = host_lines(text).map(|line| server_line(path, line)).collect::<Result<Vec<_>, _>>()?;
-        if servers.is_empty() {
+        let (server_text, compute_text) = split_compute_lines(text);
+        let servers = host_lines(&server_text).map(|line| server_line(path, line)).collect::<Result<Vec<_>, _>>()?;
+        let compute = host_lines(&compute_text).map(|line| server_line(path, line)).collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() && compute.is_empty() {
             return Err(ConfError::Empty { path: path.into() });
         }
-        Ok(PoolConf { path: path.to_path_buf(), servers })
+        check_compute_once(path, &compute)?;
+        Ok(PoolConf { path: path.to_path_buf(), servers, compute })
     }
+}
+
+/// The text's server lines and its compute lines (without the word `compute`) as two texts of
+/// the same line count, so that both parse with the memfile's grammar and keep their numbers.
+fn split_compute_lines(text: &str) -> (String, String) {
+    let (mut servers, mut compute) = (String::new(), String::new());
+    for raw in text.lines() {
+        let mut words = raw.split('#').next().unwrap_or("").split_whitespace();
+        if words.next() == Some(COMPUTE) {
+            compute.push_str(&words.collect::<Vec<_>>().join(" "));
+        } else {
+            servers.push_str(raw);
+        }
+        servers.push('\n');
+        compute.push('\n');
+    }
+    (servers, compute)
+}
+
+/// A compute node is one host: two lines for it would count its memory twice.
+fn check_compute_once(path: &Path, compute: &[ConfLine]) -> Result<(), ConfError> {
+    for (i, node) in compute.iter().enumerate() {
+        if let Some(first) = compute[..i].iter().find(|n| n.host == node.host) {
+            let (line, host, first) = (node.line, node.host.clone(), first.line);
+            return Err(ConfError::DuplicateCompute { path: path.into(), line, host, first });
+        }
+    }
+    Ok(())
 }
 
 /// One server line of the memfile grammar, with a cap of at least one byte.
@@ -95,6 +136,20 @@ mod tests {
         let err = parse("\nnode03 0\n").unwrap_err().to_string();
         assert!(err.starts_with("pool.conf:2: a cap of 0 bytes"), "{err}");
         assert!(matches!(parse("# nothing\n"), Err(ConfError::Empty { .. })));
+    }
+
+    #[test]
+    fn reads_compute_nodes_beside_servers() {
+        let conf = parse("node03 1G\ncompute node01 8G # big\n  compute\tnode02 4G\n").unwrap();
+        let servers: Vec<_> = conf.servers.iter().map(|s| (s.host.as_str(), s.line)).collect();
+        assert_eq!(servers, [("node03", 1)]);
+        let compute: Vec<_> = conf.compute.iter().map(|s| (s.host.as_str(), s.cap_bytes, s.line)).collect();
+        assert_eq!(compute, [("node01", 8 << 30, 2), ("node02", 4 << 30, 3)]);
+        assert!(parse("compute node01 8G\n").unwrap().servers.is_empty(), "a cluster may have no pool");
+        let err = parse("compute node01\n").unwrap_err().to_string();
+        assert_eq!(err, "pool.conf:1: expected `HOST SIZE` (e.g. `node03 16G`), found `node01`");
+        let err = parse("compute node01 1G\nnode03 1G\ncompute node01 2G\n").unwrap_err().to_string();
+        assert!(err.contains(":3: compute node node01 is already on line 1"), "{err}");
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct JoinRequest {
     /// peer credentials instead; over TCP this is shown in the status but trusted for nothing.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The cluster manager's job this program is (`DLM_JOB`, set when the manager started it
+    /// for DLM-WAN): the manager matches its jobs to their clients by it. Trusted for nothing.
+    #[serde(default)]
+    pub job: Option<String>,
 }
 
 /// One share of an assignment: a server, how to reach it and the bytes it holds for the client.
@@ -310,6 +314,9 @@ pub struct ClientStatus {
     /// Seconds since the Unix epoch when the client joined.
     pub since: u64,
     pub lease_expires_in_ms: u64,
+    /// The cluster manager's job it said it is, if any (see [`JoinRequest::job`]).
+    #[serde(default)]
+    pub job: Option<String>,
 }
 
 /// A client's bytes on one server.

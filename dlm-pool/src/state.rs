@@ -174,6 +174,8 @@ struct Client {
     moves: Vec<Move>,
     /// Servers whose process was replaced while the client had pages there.
     lost: Vec<Lost>,
+    /// The cluster manager's job it said it is.
+    job: Option<String>,
 }
 
 /// The manager's phase, with when it ends.
@@ -366,6 +368,7 @@ impl Pool {
                 grants: BTreeMap::new(),
                 moves: Vec::new(),
                 lost: Vec::new(),
+                job: None,
             });
             client.grants.insert(server, record.granted_bytes);
         }
@@ -413,6 +416,7 @@ impl Pool {
             grants: grants.iter().map(|g| (g.server, g.bytes)).collect(),
             moves: Vec::new(),
             lost: Vec::new(),
+            job: request.job.clone(),
         };
         self.clients.insert(id.clone(), client);
         Ok(Assignment { client: id, lease, lease_ms: millis(self.timing.lease), shares, rendezvous })
@@ -640,6 +644,7 @@ impl Pool {
             bytes,
             since: c.since,
             lease_expires_in_ms: millis(c.expires.saturating_duration_since(now)),
+            job: c.job.clone(),
         }
     }
 
@@ -737,7 +742,7 @@ mod tests {
     }
 
     fn join(pool: &mut Pool, uid: u32, bytes: u64, now: Instant) -> Assignment {
-        pool.join(owner(uid), &JoinRequest { bytes, page_bytes: None, pid: None }, now).unwrap()
+        pool.join(owner(uid), &JoinRequest { bytes, page_bytes: None, pid: None, job: None }, now).unwrap()
     }
 
     fn used(pool: &Pool, now: Instant) -> Vec<u64> {
@@ -751,7 +756,7 @@ mod tests {
         assert_eq!(pool.status(now).rendezvous.as_deref(), Some(RENDEZVOUS));
         let mut alone =
             std::mem::replace(&mut pool, Pool::new(&conf("a 8G\n"), Timing::default(), now)).with_rendezvous(None);
-        let err = alone.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None }, now).unwrap_err();
+        let err = alone.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None, job: None }, now).unwrap_err();
         assert!(matches!(err, PoolError::NoRendezvous));
         assert!(err.to_string().contains("`dlm pool up"), "{err}");
         assert_eq!(alone.status(now).rendezvous, None);
@@ -886,7 +891,7 @@ mod tests {
     }
 
     fn join_err(pool: &mut Pool, now: Instant) -> PoolError {
-        pool.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None }, now).unwrap_err()
+        pool.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None, job: None }, now).unwrap_err()
     }
 
     #[test]

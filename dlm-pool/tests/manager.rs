@@ -129,7 +129,7 @@ fn wait_serving(client: &PoolClient) {
 }
 
 fn join(client: &PoolClient, bytes: u64) -> dlm_pool::proto::Assignment {
-    client.join(&JoinRequest { bytes, page_bytes: None, pid: Some(4242) }).unwrap()
+    client.join(&JoinRequest { bytes, page_bytes: None, pid: Some(4242), job: None }).unwrap()
 }
 
 fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
@@ -199,7 +199,7 @@ fn a_manager_without_rendezvous_refuses_joins_saying_why() {
     register(&local, "node01", 501, None);
     wait_serving(&local);
     assert_eq!(local.status().unwrap().rendezvous, None);
-    let (code, message) = refused(local.join(&JoinRequest { bytes: G, page_bytes: None, pid: None }));
+    let (code, message) = refused(local.join(&JoinRequest { bytes: G, page_bytes: None, pid: None, job: None }));
     assert_eq!(code, 503);
     assert!(message.contains("not `dlm pool up`"), "{message}");
 }
@@ -319,7 +319,7 @@ fn tcp_join_renew_leave_with_munge() {
     // MUNGE's uid; over TCP the pid is the one the body gave (shown, trusted for nothing).
     assert_eq!((client.uid, client.pid, client.total_bytes), (euid(), 4242, 3 * G));
     tcp.renew(&a.client, &a.lease).unwrap();
-    let (code, message) = refused(tcp.join(&JoinRequest { bytes: 14 * G, page_bytes: None, pid: None }));
+    let (code, message) = refused(tcp.join(&JoinRequest { bytes: 14 * G, page_bytes: None, pid: None, job: None }));
     assert_eq!(code, 507);
     assert_eq!(
         message,
@@ -401,5 +401,5 @@ fn drain_and_down_through_the_api() {
     let (code, message) = refused(local.down(false));
     assert_eq!((code, message.as_str()), (409, "1 clients are running; stop them or use --force"));
     local.down(true).unwrap();
-    assert_eq!(refused(local.join(&JoinRequest { bytes: 1, page_bytes: None, pid: None })).0, 503);
+    assert_eq!(refused(local.join(&JoinRequest { bytes: 1, page_bytes: None, pid: None, job: None })).0, 503);
 }

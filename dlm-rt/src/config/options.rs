@@ -16,9 +16,10 @@ const DEFAULT_PAGE_SIZES: [usize; 3] = [crate::sys::HUGE_PAGE, 256 << 10, 64 << 
 const MIN_PAGES_IN_BUDGET: u64 = 64;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 11] = [
+const ENV_VARS: [&str; 12] = [
     "DLM_POOL",
     "DLM_POOL_MEM",
+    "DLM_JOB",
     "DLM_MEMFILE",
     "DLM_LOCAL_MEM",
     "DLM_SERVER_MEM",
@@ -67,6 +68,8 @@ pub struct PoolRequest {
     pub manager: String,
     /// The program's total memory, the local budget included; `None`: four times the budget.
     pub total: Option<u64>,
+    /// The cluster manager's job this program is [DLM_JOB, set by the manager that started it].
+    pub job: Option<String>,
 }
 
 /// Why the options were rejected.
@@ -117,6 +120,8 @@ struct DlmArgs {
     pool: Option<String>,
     #[arg(skip)]
     pool_mem: Option<u64>,
+    #[arg(skip)]
+    job: Option<String>,
     /// DLM page size, a multiple of the system page size [DLM_PAGE_SIZE]
     #[arg(short = 'p', long = "page-size", value_name = "SIZE", value_parser = parse_size)]
     page_size: Option<u64>,
@@ -190,6 +195,7 @@ where
         match *known {
             "DLM_POOL" => args.pool = args.pool.take().or(Some(value.clone())),
             "DLM_POOL_MEM" => args.pool_mem = Some(size()?),
+            "DLM_JOB" => args.job = Some(value.clone()),
             "DLM_MEMFILE" => args.memfile = args.memfile.take().or(Some(PathBuf::from(&value))),
             "DLM_LOCAL_MEM" => args.local_mem = args.local_mem.or(Some(size()?)),
             "DLM_SERVER_MEM" => args.server_mem = args.server_mem.or(Some(size()?)),
@@ -234,7 +240,7 @@ impl DlmArgs {
         if self.pool.is_some() && memfile.is_some() {
             return Err(ConfigError::PoolAndMemfile);
         }
-        let pool = self.pool.map(|manager| PoolRequest { manager, total: self.pool_mem.or(self.server_mem) });
+        let pool = self.pool.map(|manager| PoolRequest { manager, total: self.pool_mem.or(self.server_mem), job: self.job });
         Ok(Config {
             pool,
             local_budget: self.local_mem,
@@ -288,10 +294,10 @@ mod tests {
     fn the_classic_pool_options_name_the_manager_and_the_total() {
         let argv = args(&["prog", "--", "-s", "node01", "-m", "8G", "-l", "1G"]);
         let (config, _) = from_env_and_args(env(&[]), &argv).unwrap();
-        assert_eq!(config.pool, Some(PoolRequest { manager: "node01".into(), total: Some(8 << 30) }));
+        assert_eq!(config.pool, Some(PoolRequest { manager: "node01".into(), total: Some(8 << 30), job: None }));
         let (config, _) =
             from_env_and_args(env(&[("DLM_POOL", "n2:7451"), ("DLM_POOL_MEM", "2G")]), &args(&["p"])).unwrap();
-        assert_eq!(config.pool, Some(PoolRequest { manager: "n2:7451".into(), total: Some(2 << 30) }));
+        assert_eq!(config.pool, Some(PoolRequest { manager: "n2:7451".into(), total: Some(2 << 30), job: None }));
         let err = from_env_and_args(env(&[("DLM_POOL", "n2")]), &args(&["p", "--", "/nonexistent/memfile"]));
         assert!(err.is_err());
     }

@@ -66,7 +66,12 @@ pub fn join(config: &Config, request: &PoolRequest, budget: u64) -> Result<Joine
         return Err(Error::PoolRendezvous { manager: request.manager.clone() });
     }
     let (universe, mut job) = transport::start_unlinked(&rendezvous);
-    let join = JoinRequest { bytes, page_bytes: Some(config.page_size as u64), pid: Some(std::process::id()) };
+    let join = JoinRequest {
+        bytes,
+        page_bytes: Some(config.page_size as u64),
+        pid: Some(std::process::id()),
+        job: request.job.clone(),
+    };
     let assignment = pool.join(&join).map_err(|source| Error::PoolJoin { manager: request.manager.clone(), source })?;
     let renewal = Renewal {
         pool,

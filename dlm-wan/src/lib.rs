@@ -1,0 +1,5 @@
+/*!
+DLM-WAN: the WAN manager.
+*/
+
+pub mod proto;
