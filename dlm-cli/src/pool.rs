@@ -40,8 +40,22 @@ pub fn manager(
         None => None,
     };
     let rendezvous = launched.as_ref().map(|l| l.uri.clone());
-    let config =
-        ManagerConfig { conf: conf.clone(), listen, socket: socket.clone(), timing, munge_socket: None, rendezvous };
+    // Programs on the compute nodes reach the manager as the servers do (DLM-WAN's jobs).
+    let advertise = match (&launch, listen) {
+        (Some(options), Some(addr)) => Some(format!("{}:{}", options.advertise, addr.port())),
+        _ => None,
+    };
+    let spool = launch.as_ref().map_or_else(|| crate::launch::default_run_dir(), |o| o.run_dir.clone()).join("jobs");
+    let config = ManagerConfig {
+        conf: conf.clone(),
+        listen,
+        socket: socket.clone(),
+        timing,
+        munge_socket: None,
+        rendezvous,
+        advertise,
+        spool,
+    };
     let result = api::run_foreground(config, |tcp| {
         let mut on = Vec::new();
         on.extend(tcp.map(|a| format!("tcp {a} (MUNGE)")));

@@ -18,22 +18,37 @@
 //! | `GET /v1/status`              | → `Status`                           |
 //! | `POST /v1/admin/drain`        | `DrainRequest` → `Drained`           |
 //! | `POST /v1/admin/down`         | `DownRequest` → 204, then it exits   |
+//! | `GET /v1/cluster`             | → `ClusterReport` (samples the nodes)|
+//! | `POST /v1/jobs`               | `RunRequest` → 201 `NodeJobStatus`   |
+//! | `PUT /v1/jobs/{id}/files`     | a tar archive → 202 `NodeJobStatus`  |
+//! | `GET /v1/jobs/{id}`           | → `NodeJobStatus`                    |
+//! | `GET /v1/jobs/{id}/stdout`, `/stderr` | `?offset=N` → the bytes from N |
+//! | `GET /v1/jobs/{id}/outputs`   | → a tar archive of its outputs       |
+//! | `POST /v1/jobs/{id}/cancel`   | → `NodeJobStatus`                    |
+//! | `DELETE /v1/jobs/{id}`        | → 204 (its logs here go too)         |
+//!
+//! The job routes are the administrator's (the WAN manager calls them as root); the cluster's
+//! report is anyone's.
 //!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is.
 
 use crate::conf::PoolConf;
 use crate::identity::{Caller, IdentityError, Peer, Verifier};
+use crate::jobs::{JobError, NodeJobs, OUTPUTS, STDERR, STDOUT};
+use crate::nodes::{NodeSample, Nodes};
 use crate::proto::{
-    ClientId, DownRequest, DrainRequest, ErrorBody, JoinRequest, LeaseRequest, MovedRequest, RegisterRequest, Report,
-    ServerId,
+    ClientId, ClusterReport, DownRequest, DrainRequest, ErrorBody, JoinRequest, LeaseRequest, MovedRequest, NodeJobId,
+    NodeJobState, RegisterRequest, Report, RunRequest, ServerId, ServerState,
 };
+use crate::runner::{self, Plan};
 use crate::state::{Owner, Pool, PoolError, Timing};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -49,6 +64,15 @@ use tokio::sync::watch;
 /// How often the monitor ticks the pool (lease expiry, silent servers, drains).
 const TICK: Duration = Duration::from_millis(200);
 
+/// A cluster report samples the compute nodes again when their samples are this old.
+const SAMPLE_AGE: Duration = Duration::from_millis(900);
+
+/// How long sampling one compute node may take before it counts as unreachable.
+const SAMPLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// The largest job archive taken (a program, its sources and inputs).
+const MAX_FILES_BYTES: usize = 4 << 30;
+
 /// What the manager serves and how.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -63,6 +87,11 @@ pub struct ManagerConfig {
     /// The MPI rendezvous (ompi-server URI) handed to every client; without one (a manager not
     /// started by `dlm pool up`) joins are refused with 503.
     pub rendezvous: Option<String>,
+    /// `HOST:PORT` by which programs on the compute nodes reach this manager (their
+    /// `DLM_POOL`); without it jobs that page to the pool are refused.
+    pub advertise: Option<String>,
+    /// Where the logs and outputs of the jobs it runs are kept.
+    pub spool: PathBuf,
 }
 
 /// Why the manager could not start or stopped.
@@ -97,6 +126,11 @@ struct Shared {
     admin_uid: u32,
     /// Set when `dlm pool down` was accepted: the manager exits soon after.
     stop: watch::Sender<bool>,
+    /// The compute nodes' samples.
+    nodes: Mutex<Nodes>,
+    /// The jobs it runs on them (shared with each job's runner).
+    jobs: Arc<Mutex<NodeJobs>>,
+    advertise: Option<String>,
 }
 
 type AppState = Arc<Shared>;
@@ -117,12 +151,17 @@ impl Manager {
             None => None,
         };
         let pool = Pool::new(&config.conf, config.timing, Instant::now()).with_rendezvous(config.rendezvous);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let admin_uid = unsafe { libc::geteuid() };
+        let jobs = NodeJobs::new(config.spool, crate::identity::user_name(admin_uid), admin_uid == 0);
         let shared = Shared {
             pool: Mutex::new(pool),
             verifier: Verifier::new(config.munge_socket),
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            admin_uid: unsafe { libc::geteuid() },
+            admin_uid,
             stop: watch::channel(false).0,
+            nodes: Mutex::new(Nodes::new(&config.conf.compute)),
+            jobs: Arc::new(Mutex::new(jobs)),
+            advertise: config.advertise,
         };
         Ok(Manager { tcp, unix, shared: Arc::new(shared) })
     }
@@ -235,6 +274,7 @@ async fn monitor(shared: AppState) {
             pool.tick(Instant::now());
             (pool.stopping(), pool.timing().report_every)
         };
+        lock_jobs(&shared).expire(Instant::now());
         if stopping {
             tokio::time::sleep(report_every * 2).await;
             shared.stop.send_replace(true);
@@ -249,6 +289,14 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Pool> {
     shared.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn lock_jobs(shared: &Shared) -> MutexGuard<'_, NodeJobs> {
+    shared.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock_nodes(shared: &Shared) -> MutexGuard<'_, Nodes> {
+    shared.nodes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn router(shared: AppState) -> Router {
     Router::new()
         .route("/v1/clients", post(join))
@@ -260,6 +308,14 @@ fn router(shared: AppState) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/admin/drain", post(drain))
         .route("/v1/admin/down", post(down))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/jobs", post(create_job))
+        .route("/v1/jobs/{id}", get(job).delete(delete_job))
+        .route("/v1/jobs/{id}/files", put(job_files).layer(DefaultBodyLimit::max(MAX_FILES_BYTES)))
+        .route("/v1/jobs/{id}/stdout", get(job_stdout))
+        .route("/v1/jobs/{id}/stderr", get(job_stderr))
+        .route("/v1/jobs/{id}/outputs", get(job_outputs))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(shared)
 }
 
@@ -270,6 +326,13 @@ enum ApiError {
     NotAdmin { uid: u32 },
     BadBody(String),
     Pool(PoolError),
+    Job(JobError),
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        ApiError::Job(e)
+    }
 }
 
 impl From<PoolError> for ApiError {
@@ -289,6 +352,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, m.clone()),
             ApiError::Pool(e) => (pool_status(e), e.to_string()),
+            ApiError::Job(e) => (job_status(e), e.to_string()),
         };
         let mut response = (status, Json(ErrorBody { error: message })).into_response();
         if let ApiError::Pool(PoolError::Rebuilding { retry_ms }) = self {
@@ -311,6 +375,18 @@ fn pool_status(e: &PoolError) -> StatusCode {
         WrongLease(_) | NotYours { .. } => StatusCode::FORBIDDEN,
         NoMove { .. } | NotThatServer { .. } | LinesTaken { .. } | ClientsRunning { .. } => StatusCode::CONFLICT,
         Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn job_status(e: &JobError) -> StatusCode {
+    use JobError::*;
+    match e {
+        NotANode(_) | NoCommand | BadUser(_) => StatusCode::BAD_REQUEST,
+        OtherUser { .. } => StatusCode::FORBIDDEN,
+        NoPoolAddress => StatusCode::SERVICE_UNAVAILABLE,
+        Unknown(_) => StatusCode::NOT_FOUND,
+        FilesTwice(_) | NotEnded { .. } => StatusCode::CONFLICT,
+        Spool { .. } | Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -434,5 +510,204 @@ async fn down(
     Body(request): Body<DownRequest>,
 ) -> Result<StatusCode, ApiError> {
     lock(&shared).down(request.force)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The cluster for DLM-WAN: samples the compute nodes first when their samples are old.
+async fn cluster(State(shared): State<AppState>, _caller: Caller) -> Json<ClusterReport> {
+    if lock_nodes(&shared).stale(Instant::now(), SAMPLE_AGE) {
+        sample_nodes(&shared).await;
+    }
+    let now = Instant::now();
+    let pool = lock(&shared).status(now);
+    let jobs = lock_jobs(&shared);
+    let (owed, outside) = jobs.outside_pool(&pool);
+    let nodes = lock_nodes(&shared).report(&jobs.reservations(), now);
+    let up = pool.servers.iter().filter(|s| s.state == ServerState::Up);
+    let pool_available_bytes = up.map(|s| s.available_bytes).sum::<u64>().saturating_sub(owed);
+    let clients = pool.clients.len() as u32 + outside;
+    Json(ClusterReport { nodes, servers: pool.servers, pool_available_bytes, clients })
+}
+
+/// Samples every compute node at once through the remote shell (see `nodes`).
+async fn sample_nodes(shared: &Shared) {
+    let hosts: Vec<String> = lock_nodes(shared).hosts().map(str::to_string).collect();
+    let mut probes = tokio::task::JoinSet::new();
+    for host in hosts {
+        let line = crate::nodes::probe_line(&lock_jobs(shared).running_on(&host));
+        probes.spawn(async move {
+            let sample = sample_node(&host, &line).await;
+            (host, sample)
+        });
+    }
+    while let Some(Ok((host, sample))) = probes.join_next().await {
+        lock_nodes(shared).record(&host, sample, Instant::now());
+    }
+}
+
+async fn sample_node(host: &str, line: &str) -> Result<NodeSample, String> {
+    let mut command = tokio::process::Command::from(crate::remote::on_host(host, line));
+    command.kill_on_drop(true).stdin(std::process::Stdio::null());
+    let output = match tokio::time::timeout(SAMPLE_LIMIT, command.output()).await {
+        Err(_) => return Err(format!("no answer within {} s", SAMPLE_LIMIT.as_secs())),
+        Ok(Err(e)) => return Err(format!("cannot start the remote shell: {e}")),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        let why = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(format!("the remote shell failed ({}): {why}", output.status));
+    }
+    crate::nodes::parse_probe(&String::from_utf8_lossy(&output.stdout))
+}
+
+async fn create_job(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Body(request): Body<RunRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let nodes = lock_nodes(&shared).clone();
+    let label = request.label.clone();
+    let mut jobs = lock_jobs(&shared);
+    let id = jobs.create(request, &nodes, shared.advertise.as_deref(), Instant::now())?;
+    eprintln!("dlm pool manager: job {id} ({label}) created");
+    let pool = lock(&shared).status(Instant::now());
+    Ok((StatusCode::CREATED, Json(jobs.status(&id, &pool)?)))
+}
+
+/// A job's files: the job starts.
+async fn job_files(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    files: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = NodeJobId(id);
+    let (plan, cancel) = {
+        let mut jobs = lock_jobs(&shared);
+        let cancel = jobs.start(&id)?;
+        (plan_for(&shared, &jobs, &id)?, cancel)
+    };
+    eprintln!("dlm pool manager: job {id} starts on {}", plan.node);
+    tokio::spawn(runner::run(shared.jobs.clone(), plan, files.to_vec(), cancel));
+    let pool = lock(&shared).status(Instant::now());
+    Ok((StatusCode::ACCEPTED, Json(lock_jobs(&shared).status(&id, &pool)?)))
+}
+
+/// What the runner needs for job `id`: where, as whom, with which environment.
+fn plan_for(shared: &Shared, jobs: &NodeJobs, id: &NodeJobId) -> Result<Plan, JobError> {
+    let job = jobs.get(id)?;
+    let request = &job.request;
+    Ok(Plan {
+        id: id.clone(),
+        node: request.node.clone(),
+        switch_to: jobs.switches_user(&request.user).then(|| request.user.clone()),
+        dir: job.dir.clone(),
+        env: job_env(id, request, shared.advertise.as_deref()),
+        build: request.build.clone(),
+        command: request.command.clone(),
+        outputs: request.outputs.clone(),
+        spool: job.spool.clone(),
+    })
+}
+
+/// The job's environment: its budget and pool, and what this manager's own environment says
+/// of MPI (the remote shell passes nothing).
+fn job_env(id: &NodeJobId, request: &RunRequest, pool: Option<&str>) -> Vec<String> {
+    let mut env = vec![format!("DLM_JOB={id}"), format!("DLM_LOCAL_MEM={}", request.local_bytes)];
+    if let (Some(pool), true) = (pool, request.pool_bytes > 0) {
+        env.push(format!("DLM_POOL={pool}"));
+        env.push(format!("DLM_POOL_MEM={}", request.local_bytes + request.pool_bytes));
+    }
+    let passed = |name: &str| {
+        ["PATH", "LANG", "LC_ALL"].contains(&name) || ["OMPI_", "UCX_", "PMIX_MCA_"].iter().any(|p| name.starts_with(p))
+    };
+    env.extend(std::env::vars().filter(|(name, _)| passed(name)).map(|(name, value)| format!("{name}={value}")));
+    if request.user == "root" {
+        for name in ["OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] {
+            if std::env::var_os(name).is_none() {
+                env.push(format!("{name}=1"));
+            }
+        }
+    }
+    env
+}
+
+async fn job(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let pool = lock(&shared).status(Instant::now());
+    Ok(Json(lock_jobs(&shared).status(&NodeJobId(id), &pool)?))
+}
+
+/// `?offset=N` of a log.
+#[derive(Debug, serde::Deserialize)]
+struct Offset {
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn job_stdout(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Query(at): Query<Offset>,
+) -> Result<Vec<u8>, ApiError> {
+    log_from(&shared, &NodeJobId(id), STDOUT, at.offset)
+}
+
+async fn job_stderr(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Query(at): Query<Offset>,
+) -> Result<Vec<u8>, ApiError> {
+    log_from(&shared, &NodeJobId(id), STDERR, at.offset)
+}
+
+/// A job's log from `offset` to what has come so far.
+fn log_from(shared: &Shared, id: &NodeJobId, log: &str, offset: u64) -> Result<Vec<u8>, ApiError> {
+    let path = lock_jobs(shared).get(id)?.spool.join(log);
+    let bytes = std::fs::read(path).unwrap_or_default();
+    Ok(bytes.get(offset as usize..).unwrap_or_default().to_vec())
+}
+
+async fn job_outputs(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    let id = NodeJobId(id);
+    let jobs = lock_jobs(&shared);
+    let job = jobs.get(&id)?;
+    if !job.state.is_final() {
+        return Err(JobError::NotEnded { id, state: job.state }.into());
+    }
+    Ok(std::fs::read(job.spool.join(OUTPUTS)).unwrap_or_default())
+}
+
+async fn cancel_job(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = NodeJobId(id);
+    lock_jobs(&shared).cancel(&id)?;
+    let pool = lock(&shared).status(Instant::now());
+    Ok(Json(lock_jobs(&shared).status(&id, &pool)?))
+}
+
+async fn delete_job(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = NodeJobId(id);
+    let state = lock_jobs(&shared).get(&id)?.state;
+    if state != NodeJobState::AwaitingFiles && !state.is_final() {
+        return Err(JobError::NotEnded { id, state }.into());
+    }
+    lock_jobs(&shared).remove(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -47,7 +47,9 @@ pub enum ConfError {
     BadSize { path: PathBuf, line: usize, source: SizeError },
     #[error("{path}:{line}: a cap of 0 bytes gives DLM nothing on {host}; remove the line or give a size")]
     ZeroCap { path: PathBuf, line: usize, host: String },
-    #[error("{path}: names no memory server and no compute node; add a line such as `node03 16G` or `compute node01 8G`")]
+    #[error(
+        "{path}: names no memory server and no compute node; add a line such as `node03 16G` or `compute node01 8G`"
+    )]
     Empty { path: PathBuf },
     #[error("{path}:{line}: compute node {host} is already on line {first}; list each compute node once")]
     DuplicateCompute { path: PathBuf, line: usize, host: String, first: usize },

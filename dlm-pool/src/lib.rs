@@ -16,6 +16,11 @@ Modules:
   smoothed host memory, drains, the rebuild after a restart; every method takes the time.
 - `identity`: who calls: peer credentials on the Unix socket, MUNGE over TCP.
 - `api`: the HTTP server (axum) on both listeners, its routes and errors, and the monitor.
+- `nodes`: the cluster's compute nodes (POOLCONF `compute` lines) for DLM-WAN: their memory
+  and load, sampled on demand, less what the manager's jobs there reserve.
+- `jobs`: the jobs the manager runs on its compute nodes for DLM-WAN, and what they reserve.
+- `runner`: the steps that run one job on its node (unpack, build, run, status, outputs).
+- `remote`: a command line on another host through Open MPI's remote shell (ssh).
 - `client`: a blocking client of the API (used by `dlm pool`, the tests, later the servers
   and the runtime), with the MUNGE credential it sends over TCP.
 
@@ -34,6 +39,14 @@ pub mod client;
 pub mod conf;
 #[cfg(feature = "manager")]
 pub mod identity;
+#[cfg(feature = "manager")]
+pub mod jobs;
+#[cfg(feature = "manager")]
+pub mod nodes;
 pub mod proto;
+#[cfg(feature = "manager")]
+pub mod remote;
+#[cfg(feature = "manager")]
+pub mod runner;
 #[cfg(feature = "manager")]
 pub mod state;

@@ -276,7 +276,7 @@ pub enum Phase {
 }
 
 /// One server in the status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerStatus {
     pub id: ServerId,
     pub host: String,
@@ -331,4 +331,121 @@ pub struct ServerBytes {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// A cluster manager's job id (DLM-WAN's jobs on the cluster's compute nodes): 16 random hex
+/// digits, so a restarted manager never reuses one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeJobId(pub String);
+
+impl fmt::Display for NodeJobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `POST /v1/jobs`: run a program on a compute node (then `PUT /v1/jobs/{id}/files` sends its
+/// files, a tar archive that is unpacked in the job's directory on the node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// A compute node of the POOLCONF.
+    pub node: String,
+    /// The account it runs as there.
+    pub user: String,
+    /// Its local budget (`DLM_LOCAL_MEM`): reserved on the node while it runs.
+    pub local_bytes: u64,
+    /// What it pages to this cluster's pool (`DLM_POOL_MEM` is local + pool); 0: local memory
+    /// only, no pool.
+    pub pool_bytes: u64,
+    /// Run before the program, in its directory (e.g. `dlmcc -O2 prog.c -o prog`); its output
+    /// goes to the job's standard error.
+    #[serde(default)]
+    pub build: Option<Vec<String>>,
+    /// The program and its arguments (e.g. `./prog 10`), run in the job's directory.
+    pub command: Vec<String>,
+    /// Files (relative to the job's directory) kept when it ends.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Who asked, for the manager's log (e.g. `wan job 7`).
+    #[serde(default)]
+    pub label: String,
+}
+
+/// Where a cluster manager's job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeJobState {
+    /// Created; its files have not come yet.
+    AwaitingFiles,
+    /// Its files are going to the node.
+    Staging,
+    Building,
+    Running,
+    /// It ended; its exit status and outputs are being fetched from the node.
+    Collecting,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl NodeJobState {
+    /// Nothing changes any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, NodeJobState::Done | NodeJobState::Failed | NodeJobState::Cancelled)
+    }
+}
+
+/// A cluster manager's job, as `GET /v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeJobStatus {
+    pub id: NodeJobId,
+    pub node: String,
+    pub user: String,
+    pub state: NodeJobState,
+    pub exit_code: Option<i32>,
+    /// Why it failed or was cancelled.
+    pub reason: Option<String>,
+    pub local_bytes: u64,
+    pub pool_bytes: u64,
+    /// The pool client it joined as (`DLM_JOB`), once it did.
+    pub client: Option<ClientId>,
+    /// The memory-server hosts its pool client has pages on.
+    pub servers: Vec<String>,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    /// Outputs it was asked for and did not write.
+    pub missing_outputs: Vec<String>,
+}
+
+/// A compute node in `GET /v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub host: String,
+    pub cap_bytes: u64,
+    /// What a new job could have here judged by MemFree: the cap's rest, or the node's memory
+    /// not used by the manager's jobs (smoothed) less what they reserve, whichever is smaller.
+    pub free_bytes: u64,
+    /// The same judged by MemFree + Inactive.
+    pub available_bytes: u64,
+    pub loadavg: Option<[f64; 3]>,
+    pub cpus: u32,
+    /// The manager's jobs there.
+    pub jobs: u32,
+    /// Why the node could not be sampled (then it takes no job).
+    pub error: Option<String>,
+    /// Milliseconds since its last sample.
+    pub sampled_ms_ago: Option<u64>,
+}
+
+/// `GET /v1/cluster`: the cluster as DLM-WAN places jobs on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub nodes: Vec<NodeReport>,
+    pub servers: Vec<ServerStatus>,
+    /// What the servers can still give: their available memory, summed, less what jobs started
+    /// here will ask of the pool and have not joined for yet.
+    pub pool_available_bytes: u64,
+    /// DLM clients: the pool's and the manager's jobs not in it.
+    pub clients: u32,
 }

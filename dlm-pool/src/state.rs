@@ -404,8 +404,8 @@ impl Pool {
         }
         let page_bytes = request.page_bytes.unwrap_or(DEFAULT_PAGE_BYTES).max(1);
         let grants = assign::assign(&self.snapshot(), request.bytes, page_bytes)?;
-        let id = ClientId(random_hex(8)?);
-        let lease = random_hex(16)?;
+        let id = ClientId(random_hex(8).map_err(PoolError::Entropy)?);
+        let lease = random_hex(16).map_err(PoolError::Entropy)?;
         let shares = grants.iter().map(|g| self.share(g)).collect();
         let client = Client {
             owner,
@@ -683,9 +683,9 @@ fn unix_seconds() -> u64 {
 }
 
 /// `bytes` random bytes from the kernel, in hex: ids and lease secrets must not be guessable.
-fn random_hex(bytes: usize) -> Result<String, PoolError> {
+pub(crate) fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).map_err(PoolError::Entropy)?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -756,7 +756,8 @@ mod tests {
         assert_eq!(pool.status(now).rendezvous.as_deref(), Some(RENDEZVOUS));
         let mut alone =
             std::mem::replace(&mut pool, Pool::new(&conf("a 8G\n"), Timing::default(), now)).with_rendezvous(None);
-        let err = alone.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None, job: None }, now).unwrap_err();
+        let err =
+            alone.join(owner(1), &JoinRequest { bytes: G, page_bytes: None, pid: None, job: None }, now).unwrap_err();
         assert!(matches!(err, PoolError::NoRendezvous));
         assert!(err.to_string().contains("`dlm pool up"), "{err}");
         assert_eq!(alone.status(now).rendezvous, None);

@@ -53,6 +53,8 @@ impl Running {
             timing: TIMING,
             munge_socket: None,
             rendezvous,
+            advertise: None,
+            spool: dir.join("jobs"),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound, tcp) = std::sync::mpsc::channel();
