@@ -240,7 +240,8 @@ impl DlmArgs {
         if self.pool.is_some() && memfile.is_some() {
             return Err(ConfigError::PoolAndMemfile);
         }
-        let pool = self.pool.map(|manager| PoolRequest { manager, total: self.pool_mem.or(self.server_mem), job: self.job });
+        let pool =
+            self.pool.map(|manager| PoolRequest { manager, total: self.pool_mem.or(self.server_mem), job: self.job });
         Ok(Config {
             pool,
             local_budget: self.local_mem,
