@@ -1,5 +1,7 @@
-//! A blocking client of the manager's API, for `dlm pool …`, the tests and (later) the
-//! resident servers and the runtime, none of which need an async runtime for it.
+//! A blocking client of the manager's API, for `dlm pool …`, the tests, the resident servers
+//! and the runtime, none of which need an async runtime for it. DLM-WAN's client speaks to the
+//! WAN manager through it too: [`PoolClient::for_service`] names that service in the errors,
+//! and [`PoolClient::send_typed`] carries a body that is not JSON (a job's tar archive).
 //!
 //! One request per connection (`Connection: close`), so a reply is whatever the manager sends
 //! before it closes: no connection pool, no chunked bodies to follow. Over TCP each request
@@ -25,6 +27,9 @@ pub const DEFAULT_PORT: u16 = 7450;
 /// The manager's Unix socket when none is named.
 pub const DEFAULT_SOCKET: &str = "/run/dlm/pool.sock";
 
+/// The media type of the bodies [`PoolClient::send`] carries.
+pub const JSON: &str = "application/json";
+
 /// How long a request may take before the client gives up.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,14 +42,20 @@ pub enum Address {
 }
 
 impl Address {
-    /// A path (it contains a `/`) is a Unix socket; anything else is `HOST[:PORT]`.
+    /// A path (it contains a `/`) is a Unix socket; anything else is `HOST[:PORT]`, the pool
+    /// manager's [`DEFAULT_PORT`] when it names none.
     pub fn parse(text: &str) -> Address {
+        Address::parse_with_port(text, DEFAULT_PORT)
+    }
+
+    /// [`Address::parse`] for a service whose port, when `text` names none, is `default_port`.
+    pub fn parse_with_port(text: &str, default_port: u16) -> Address {
         if text.contains('/') {
             Address::Unix(PathBuf::from(text))
         } else if text.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
             Address::Tcp(text.to_string())
         } else {
-            Address::Tcp(format!("{text}:{DEFAULT_PORT}"))
+            Address::Tcp(format!("{text}:{default_port}"))
         }
     }
 }
@@ -69,23 +80,23 @@ pub enum Auth {
     Header(String),
 }
 
-/// Why a call failed.
+/// Why a call failed. `service` is the client's [`PoolClient::service`] (`pool manager`).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the pool manager at {address}: {source}")]
-    Connect { address: Address, source: io::Error },
-    #[error("talking to the pool manager at {address}: {source}")]
-    Io { address: Address, source: io::Error },
+    #[error("cannot reach the {service} at {address}: {source}")]
+    Connect { service: &'static str, address: Address, source: io::Error },
+    #[error("talking to the {service} at {address}: {source}")]
+    Io { service: &'static str, address: Address, source: io::Error },
     #[error("cannot run `munge` for a credential (install Debian's `munge` package and start munged): {0}")]
     MungeSpawn(io::Error),
     #[error("munge could not make a credential: {0}")]
     Munge(String),
-    #[error("the pool manager at {address} sent a reply that is not HTTP: {detail}")]
-    NotHttp { address: Address, detail: String },
-    #[error("the pool manager refused ({code}): {message}")]
-    Refused { code: u16, message: String },
-    #[error("the pool manager's reply does not parse: {0}")]
-    BadJson(serde_json::Error),
+    #[error("the {service} at {address} sent a reply that is not HTTP: {detail}")]
+    NotHttp { service: &'static str, address: Address, detail: String },
+    #[error("the {service} refused ({code}): {message}")]
+    Refused { service: &'static str, code: u16, message: String },
+    #[error("the {service}'s reply does not parse: {source}")]
+    BadJson { service: &'static str, source: serde_json::Error },
 }
 
 /// A raw reply: the status code and the body.
@@ -101,11 +112,20 @@ pub struct PoolClient {
     pub address: Address,
     /// munged's socket, if not the default.
     pub munge_socket: Option<PathBuf>,
+    /// What the errors call the service at `address`: `pool manager`, `WAN manager`.
+    pub service: &'static str,
 }
 
 impl PoolClient {
+    /// A client of the pool manager at `address`.
     pub fn new(address: Address) -> Self {
-        PoolClient { address, munge_socket: None }
+        PoolClient::for_service(address, "pool manager")
+    }
+
+    /// A client of another service that speaks the same HTTP (DLM-WAN's `WAN manager`): its
+    /// errors name that service.
+    pub fn for_service(address: Address, service: &'static str) -> Self {
+        PoolClient { address, munge_socket: None, service }
     }
 
     pub fn status(&self) -> Result<Status, ClientError> {
@@ -154,20 +174,32 @@ impl PoolClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let bytes = body.map(|b| serde_json::to_vec(b).map_err(ClientError::BadJson)).transpose()?;
+        let bytes = body.map(|b| serde_json::to_vec(b).map_err(|e| self.bad_json(e))).transpose()?;
         let reply = self.send(method, path, bytes.as_deref(), &Auth::Auto)?;
-        check(&reply)?;
-        serde_json::from_slice(&reply.body).map_err(ClientError::BadJson)
+        self.check(&reply)?;
+        self.parse_json(&reply.body)
     }
 
     /// A call whose success reply has no body.
     fn call_empty<B: Serialize>(&self, method: &str, path: &str, body: &B) -> Result<(), ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(ClientError::BadJson)?;
-        check(&self.send(method, path, Some(&bytes), &Auth::Auto)?)
+        let bytes = serde_json::to_vec(body).map_err(|e| self.bad_json(e))?;
+        self.check(&self.send(method, path, Some(&bytes), &Auth::Auto)?)
     }
 
-    /// Sends one request and reads the whole reply, whatever its status.
+    /// Sends one request with a JSON body (if any) and reads the whole reply, whatever its status.
     pub fn send(&self, method: &str, path: &str, body: Option<&[u8]>, auth: &Auth) -> Result<Reply, ClientError> {
+        self.send_typed(method, path, body, JSON, auth)
+    }
+
+    /// [`PoolClient::send`] with a body of the media type `content_type` (`application/x-tar`).
+    pub fn send_typed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+        auth: &Auth,
+    ) -> Result<Reply, ClientError> {
         let authorization = match (auth, &self.address) {
             (Auth::Auto, Address::Tcp(_)) => {
                 Some(format!("{MUNGE_SCHEME} {}", munge_credential(self.munge_socket.as_ref())?))
@@ -175,15 +207,39 @@ impl PoolClient {
             (Auth::Header(value), _) => Some(value.clone()),
             (Auth::Auto | Auth::None, _) => None,
         };
-        let request = request_bytes(method, path, body, authorization.as_deref());
+        let request = request_bytes(method, path, body, content_type, authorization.as_deref());
         let raw = self.exchange(&request)?;
-        parse_reply(&raw).map_err(|detail| ClientError::NotHttp { address: self.address.clone(), detail })
+        parse_reply(&raw).map_err(|detail| ClientError::NotHttp {
+            service: self.service,
+            address: self.address.clone(),
+            detail,
+        })
+    }
+
+    /// Turns an error status into [`ClientError::Refused`] with the service's message.
+    pub fn check(&self, reply: &Reply) -> Result<(), ClientError> {
+        if (200..300).contains(&reply.code) {
+            return Ok(());
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&reply.body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
+        Err(ClientError::Refused { service: self.service, code: reply.code, message })
+    }
+
+    /// A reply's JSON body as `T`.
+    pub fn parse_json<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(body).map_err(|e| self.bad_json(e))
+    }
+
+    fn bad_json(&self, source: serde_json::Error) -> ClientError {
+        ClientError::BadJson { service: self.service, source }
     }
 
     /// Writes `request` and reads until the manager closes the connection.
     fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let connect = |source| ClientError::Connect { address: self.address.clone(), source };
-        let io_err = |source| ClientError::Io { address: self.address.clone(), source };
+        let connect = |source| ClientError::Connect { service: self.service, address: self.address.clone(), source };
+        let io_err = |source| ClientError::Io { service: self.service, address: self.address.clone(), source };
         let mut raw = Vec::new();
         match &self.address {
             Address::Unix(path) => {
@@ -201,25 +257,20 @@ impl PoolClient {
     }
 }
 
-/// Turns an error status into [`ClientError::Refused`] with the manager's message.
-fn check(reply: &Reply) -> Result<(), ClientError> {
-    if (200..300).contains(&reply.code) {
-        return Ok(());
-    }
-    let message = serde_json::from_slice::<ErrorBody>(&reply.body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&reply.body).into_owned());
-    Err(ClientError::Refused { code: reply.code, message })
-}
-
-fn request_bytes(method: &str, path: &str, body: Option<&[u8]>, authorization: Option<&str>) -> Vec<u8> {
+fn request_bytes(
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    content_type: &str,
+    authorization: Option<&str>,
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: dlm-pool\r\nConnection: close\r\n");
     if let Some(value) = authorization {
         head.push_str(&format!("Authorization: {value}\r\n"));
     }
     let body = body.unwrap_or_default();
     if !body.is_empty() || method != "GET" {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        head.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
@@ -278,6 +329,8 @@ mod tests {
         assert_eq!(Address::parse("./pool.sock"), Address::Unix("./pool.sock".into()));
         assert_eq!(Address::parse("node01"), Address::Tcp("node01:7450".into()));
         assert_eq!(Address::parse("127.0.0.1:9000"), Address::Tcp("127.0.0.1:9000".into()));
+        assert_eq!(Address::parse_with_port("wan1", 7460), Address::Tcp("wan1:7460".into()));
+        assert_eq!(Address::parse_with_port("wan1:80", 7460), Address::Tcp("wan1:80".into()));
     }
 
     #[test]
@@ -293,15 +346,28 @@ mod tests {
     #[test]
     fn error_replies_carry_the_managers_message() {
         let reply = Reply { code: 507, body: br#"{"error":"the pool cannot hold 5 bytes"}"#.to_vec() };
-        let err = check(&reply).unwrap_err().to_string();
+        let pool = PoolClient::new(Address::parse("node01"));
+        let err = pool.check(&reply).unwrap_err().to_string();
         assert_eq!(err, "the pool manager refused (507): the pool cannot hold 5 bytes");
+        let wan = PoolClient::for_service(Address::parse_with_port("wan1", 7460), "WAN manager");
+        let err = wan.check(&reply).unwrap_err().to_string();
+        assert_eq!(err, "the WAN manager refused (507): the pool cannot hold 5 bytes");
+        let err = wan.parse_json::<ErrorBody>(b"<html>").unwrap_err().to_string();
+        assert!(err.starts_with("the WAN manager's reply does not parse: "), "{err}");
     }
 
     #[test]
     fn requests_have_a_length_and_the_credential() {
-        let text = String::from_utf8(request_bytes("POST", "/v1/x", Some(b"{}"), Some("MUNGE c"))).unwrap();
+        let text = String::from_utf8(request_bytes("POST", "/v1/x", Some(b"{}"), JSON, Some("MUNGE c"))).unwrap();
         assert!(text.starts_with("POST /v1/x HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("Authorization: MUNGE c\r\n") && text.contains("Content-Length: 2\r\n"), "{text}");
+        assert!(text.contains("Content-Type: application/json\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\n{}"), "{text}");
+        let tar = request_bytes("POST", "/v1/jobs", Some(&[0, 1, 2]), "application/x-tar", None);
+        assert!(tar.starts_with(b"POST /v1/jobs HTTP/1.1\r\n"));
+        let head = String::from_utf8_lossy(&tar[..tar.len() - 3]).into_owned();
+        assert!(head.contains("Content-Type: application/x-tar\r\nContent-Length: 3\r\n"), "{head}");
+        assert!(!head.contains("Authorization"), "{head}");
+        assert!(tar.ends_with(b"\r\n\r\n\x00\x01\x02"));
     }
 }

@@ -136,7 +136,7 @@ fn join(client: &PoolClient, bytes: u64) -> dlm_pool::proto::Assignment {
 
 fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
     match result {
-        Err(ClientError::Refused { code, message }) => (code, message),
+        Err(ClientError::Refused { code, message, .. }) => (code, message),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

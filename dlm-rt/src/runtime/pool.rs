@@ -186,7 +186,7 @@ impl Renewal {
                     self.evacuate(evacuation);
                 }
             }
-            Err(ClientError::Refused { code: 404, message }) => sys::exit_now(
+            Err(ClientError::Refused { code: 404, message, .. }) => sys::exit_now(
                 1,
                 &format!(
                     "the pool manager no longer knows this program ({message}): its lease ran out, so its servers \
