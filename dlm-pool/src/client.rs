@@ -232,7 +232,8 @@ impl PoolClient {
         serde_json::from_slice(body).map_err(|e| self.bad_json(e))
     }
 
-    fn bad_json(&self, source: serde_json::Error) -> ClientError {
+    /// A body that does not parse (or serialise), named for this service.
+    pub fn bad_json(&self, source: serde_json::Error) -> ClientError {
         ClientError::BadJson { service: self.service, source }
     }
 
