@@ -125,17 +125,18 @@ async fn steps(jobs: &Mutex<NodeJobs>, plan: &Plan, files: Vec<u8>, cancel: &mut
 }
 
 /// The program in its directory, its pid noted, ended when the manager's pipe closes (see the
-/// module's doc); its exit status is left in `exit`.
+/// module's doc); its exit status is left in `exit`. It leads a session of its own (`setsid`),
+/// so that the end reaches every process it started (a shell's children, MPI's daemons).
 fn watched_run_line(plan: &Plan) -> String {
     format!(
         "cd {dir} || exit 97
 exec 3<&0
-env {env} {command} 3<&- </dev/null &
+setsid env {env} {command} 3<&- </dev/null &
 child=$!
 echo $child >pid
-(read -r _ <&3; kill -TERM $child 2>/dev/null; i=0
- while kill -0 $child 2>/dev/null && [ $i -lt {grace} ]; do sleep 0.1; i=$((i+1)); done
- kill -KILL $child 2>/dev/null) >/dev/null 2>&1 &
+(read -r _ <&3; kill -TERM -$child 2>/dev/null; i=0
+ while kill -0 -$child 2>/dev/null && [ $i -lt {grace} ]; do sleep 0.1; i=$((i+1)); done
+ kill -KILL -$child 2>/dev/null) >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
 wait $child
@@ -244,7 +245,8 @@ struct Ran {
 
 /// A step that only reads the node, with a time limit.
 async fn step_quiet(plan: &Plan, line: &str) -> Result<Ran, String> {
-    let (_, mut never) = watch::channel(false);
+    // Never set: these steps run to their end (the sender must live, or `wait_for` ends).
+    let (_never_set, mut never) = watch::channel(false);
     step(plan, line, Input::Null, Sink::Capture, &mut never, Some(STEP_LIMIT)).await.map_err(|outcome| match outcome {
         Outcome::Failed(reason) | Outcome::Cancelled(reason) => reason,
         Outcome::Exited { code, .. } => format!("exit {code}"),
@@ -270,10 +272,12 @@ async fn step(
     command.stdin(if matches!(input, Input::Null) { Stdio::null() } else { Stdio::piped() });
     let mut child = command.spawn().map_err(|e| Outcome::Failed(format!("cannot start the remote shell: {e}")))?;
     let mut stdin = child.stdin.take();
-    if let (Input::Bytes(bytes), Some(mut pipe)) = (input, stdin.take()) {
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&bytes).await;
-        });
+    if let Input::Bytes(bytes) = input {
+        if let Some(mut pipe) = stdin.take() {
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+            });
+        }
     }
     let out = tokio::spawn(drain(child.stdout.take(), sink_file(plan, sink, STDOUT)));
     let err = tokio::spawn(drain(child.stderr.take(), sink_file(plan, sink, STDERR)));
