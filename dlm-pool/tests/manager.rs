@@ -9,7 +9,10 @@
 use dlm_pool::api::{Manager, ManagerConfig};
 use dlm_pool::client::{munge_credential, Address, Auth, ClientError, PoolClient};
 use dlm_pool::conf::PoolConf;
-use dlm_pool::proto::{HeldClient, HostSample, JoinRequest, Phase, RegisterRequest, Report, ServerId, ServerState};
+use dlm_pool::proto::{
+    ClusterReport, HeldClient, HostSample, JoinRequest, NodeJobId, NodeJobState, NodeJobStatus, Phase, RegisterRequest,
+    Report, RunRequest, ServerId, ServerState,
+};
 use dlm_pool::state::Timing;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -404,4 +407,121 @@ fn drain_and_down_through_the_api() {
     assert_eq!((code, message.as_str()), (409, "1 clients are running; stop them or use --force"));
     local.down(true).unwrap();
     assert_eq!(refused(local.join(&JoinRequest { bytes: 1, page_bytes: None, pid: None, job: None })).0, 503);
+}
+
+/// A job of the cluster's manager on compute node `localhost` (the remote shell is then a
+/// plain `sh -c`): created, given its files (a tar archive of `script` as `job.sh`), started.
+fn start_job(client: &PoolClient, dir: &Path, script: &str, outputs: &[&str]) -> NodeJobId {
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let program = files.join("job.sh");
+    std::fs::write(&program, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tar = Command::new("tar").arg("cf").arg("-").arg("-C").arg(&files).arg("job.sh").output().unwrap();
+    assert!(tar.status.success());
+    let request = RunRequest {
+        node: "localhost".into(),
+        user: dlm_pool::identity::user_name(euid()),
+        local_bytes: 64 << 20,
+        pool_bytes: 0,
+        build: None,
+        command: vec!["./job.sh".into(), "x".into()],
+        outputs: outputs.iter().map(|o| o.to_string()).collect(),
+        label: "test".into(),
+    };
+    let body = serde_json::to_vec(&request).unwrap();
+    let created: NodeJobStatus = call(client, "POST", "/v1/jobs", Some(&body));
+    assert_eq!(created.state, NodeJobState::AwaitingFiles);
+    let reply = client
+        .send_typed(
+            "PUT",
+            &format!("/v1/jobs/{}/files", created.id),
+            Some(&tar.stdout),
+            "application/x-tar",
+            &Auth::Auto,
+        )
+        .unwrap();
+    assert_eq!(reply.code, 202, "{}", String::from_utf8_lossy(&reply.body));
+    created.id
+}
+
+fn call<T: serde::de::DeserializeOwned>(client: &PoolClient, method: &str, path: &str, body: Option<&[u8]>) -> T {
+    let reply = client.send(method, path, body, &Auth::Auto).unwrap();
+    client.check(&reply).unwrap();
+    client.parse_json(&reply.body).unwrap()
+}
+
+fn raw(client: &PoolClient, path: &str) -> Vec<u8> {
+    let reply = client.send("GET", path, None, &Auth::Auto).unwrap();
+    client.check(&reply).unwrap();
+    reply.body
+}
+
+fn wait_final(client: &PoolClient, id: &NodeJobId) -> NodeJobStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: NodeJobStatus = call(client, "GET", &format!("/v1/jobs/{id}"), None);
+        if status.state.is_final() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "job {id} did not end: {status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_job_on_a_compute_node_runs_and_returns_its_streams_status_and_outputs() {
+    let dir = open_dir();
+    let running = Running::start(dir.path(), "compute localhost 1G\n");
+    let client = running.local();
+    let script = "#!/bin/sh\necho hello $1\necho oops >&2\necho result-$1 >out.txt\nexit 3\n";
+    let id = start_job(&client, dir.path(), script, &["out.txt", "never.txt"]);
+    let report: ClusterReport = call(&client, "GET", "/v1/cluster", None);
+    assert_eq!(report.nodes.len(), 1);
+    let status = wait_final(&client, &id);
+    assert_eq!((status.state, status.exit_code), (NodeJobState::Done, Some(3)), "{status:?}");
+    assert_eq!(status.missing_outputs, ["never.txt"]);
+    assert_eq!(raw(&client, &format!("/v1/jobs/{id}/stdout?offset=0")), b"hello x\n");
+    assert_eq!(raw(&client, &format!("/v1/jobs/{id}/stdout?offset=6")), b"x\n");
+    assert_eq!(raw(&client, &format!("/v1/jobs/{id}/stderr")), b"oops\n");
+    let outputs = dir.path().join("outputs.tar");
+    std::fs::write(&outputs, raw(&client, &format!("/v1/jobs/{id}/outputs"))).unwrap();
+    let listed = Command::new("tar").arg("xOf").arg(&outputs).arg("out.txt").output().unwrap();
+    assert_eq!(listed.stdout, b"result-x\n");
+    assert!(!Path::new(&format!("/tmp/dlm-job-{id}")).exists(), "its directory on the node is removed");
+    let reply = client.send("DELETE", &format!("/v1/jobs/{id}"), None, &Auth::Auto).unwrap();
+    assert_eq!(reply.code, 204);
+    let (code, _) = refused(client.check(&client.send("GET", &format!("/v1/jobs/{id}"), None, &Auth::Auto).unwrap()));
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn a_cancelled_job_ends_with_every_process_it_started() {
+    let dir = open_dir();
+    let running = Running::start(dir.path(), "compute localhost 1G\n");
+    let client = running.local();
+    // The shell waits for its child: only a signal to the whole session ends both at once.
+    let script = "#!/bin/sh\nsleep 600 &\necho $! >child.pid\necho started\nwait\n";
+    let id = start_job(&client, dir.path(), script, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let child = loop {
+        if let Ok(pid) = std::fs::read_to_string(format!("/tmp/dlm-job-{id}/child.pid")) {
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                break pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "the job did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _: NodeJobStatus = call(&client, "POST", &format!("/v1/jobs/{id}/cancel"), None);
+    let status = wait_final(&client, &id);
+    assert_eq!(status.state, NodeJobState::Cancelled, "{status:?}");
+    // Signalled with its shell; gone once reaped (its parent is gone too: init reaps it).
+    let gone = Instant::now() + Duration::from_secs(3);
+    while Path::new(&format!("/proc/{child}")).exists() {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        assert!(Instant::now() < gone, "the job's child {child} outlived the cancel: {stat}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
