@@ -242,6 +242,7 @@ mod tests {
                 total_bytes: 2 << 30,
                 since: 990,
                 lease_expires_in_ms: 4000,
+                job: None,
             }],
             rendezvous: Some("1523253248.0;tcp://192.0.2.2:48469".into()),
         };
