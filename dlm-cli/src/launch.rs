@@ -57,7 +57,7 @@ pub fn default_run_dir() -> PathBuf {
     }
 }
 
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -118,11 +118,7 @@ pub fn up(options: &UpOptions) -> anyhow::Result<()> {
         command.arg("--advertise").arg(host);
     }
     command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    // SAFETY: the closure runs in the child between fork and exec and calls only setsid,
-    // which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| if libc::setsid() < 0 { Err(io::Error::last_os_error()) } else { Ok(()) });
-    }
+    new_session(&mut command);
     let mut manager = command.spawn().context("cannot start the pool manager")?;
     let deadline = Instant::now() + options.timeout;
     let mut last = None;
@@ -161,6 +157,16 @@ pub fn up(options: &UpOptions) -> anyhow::Result<()> {
         "the pool did not come up within {} s; everything it started was stopped.\n{report}",
         options.timeout.as_secs()
     )
+}
+
+/// Makes `command`'s child the leader of a new session: it has no terminal (a Ctrl-C there
+/// does not reach it) and its process group is its own, for [`signal_group`].
+pub(crate) fn new_session(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and calls only setsid,
+    // which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| if libc::setsid() < 0 { Err(io::Error::last_os_error()) } else { Ok(()) });
+    }
 }
 
 /// Whether the manager answers with every server up, serving (its rebuild after the start
@@ -255,7 +261,7 @@ fn tail_of(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn indent(text: &str) -> String {
+pub(crate) fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
@@ -548,7 +554,7 @@ fn end(child: &mut Child) {
     }
 }
 
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(exit)) = child.try_wait() {
@@ -561,7 +567,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn signal(pid: u32, signal: libc::c_int) {
+pub(crate) fn signal(pid: u32, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill has no memory-safety preconditions; `pid` is our own child, not yet
         // reaped, so it names no other process.
@@ -569,7 +575,7 @@ fn signal(pid: u32, signal: libc::c_int) {
     }
 }
 
-fn signal_group(leader: u32, signal: libc::c_int) {
+pub(crate) fn signal_group(leader: u32, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(leader) {
         // SAFETY: kill has no memory-safety preconditions; `-pid` is the process group our
         // own unreaped child leads (it called setsid).

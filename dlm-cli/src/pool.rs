@@ -111,7 +111,7 @@ pub fn down(client: &PoolClient, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -146,11 +146,11 @@ fn render(address: &Address, status: &Status, now: u64) -> String {
 }
 
 /// A state's name as the JSON spells it (`up`, `not_registered`).
-fn name<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-fn row(cells: &[&str]) -> Vec<String> {
+pub(crate) fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
@@ -186,7 +186,7 @@ fn client_row(c: &ClientStatus, now: u64) -> Vec<String> {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
