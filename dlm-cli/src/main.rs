@@ -9,18 +9,30 @@
 //! POOLCONF line's host, and the manager, detached) and returns once every server is up;
 //! `dlm pool manager POOLCONF` runs a manager alone in the foreground;
 //! `dlm pool status [--json]`, `dlm pool drain HOST` and `dlm pool down [--force]` talk to it
-//! (see docs/POOL.md). `dlm --version` prints the version, as `dlmcc --version` does.
+//! (see docs/POOL.md).
+//! DLM-WAN: `dlm submit -m MEMORY PROGRAM…` sends a program (or a C source, `--dlmcc`) and its
+//! input files to the WAN manager, which runs it on a cluster node that can give it MEMORY, and
+//! follows it (its output here, its exit status as dlm submit's); `dlm jobs`, `dlm fetch JOB`
+//! and `dlm cancel JOB` list, collect and end jobs; `dlm wan up HOSTCONF` starts a WAN manager
+//! (detached), `dlm wan manager HOSTCONF` runs one in the foreground, `dlm wan status [--json]`
+//! and `dlm wan down [--force]` talk to it. `dlm --version` prints the version, as
+//! `dlmcc --version` does.
 //!
 //! Modules: `checks` (one file per check, run in order by `checks::run_all`), `report`
-//! (findings, and how they are printed), `pool` (the `dlm pool` subcommands) and `launch`
-//! (what `dlm pool up` starts and how it stops).
+//! (findings, and how they are printed), `pool` (the `dlm pool` subcommands), `launch`
+//! (what `dlm pool up` starts and how it stops), `jobs` (`dlm submit`, `jobs`, `fetch`,
+//! `cancel`) and `wan` (the `dlm wan` subcommands, and the WAN manager's address for all).
 
 mod checks;
+mod jobs;
 mod launch;
 mod pool;
 mod report;
+mod wan;
 
 use clap::{Parser, Subcommand};
+use dlm_wan::proto::{JobId, Mode};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +60,146 @@ enum Command {
     /// A memory pool: resident memory servers shared by many programs, and their manager
     #[command(subcommand)]
     Pool(PoolCommand),
+    /// Run a program on the cluster node that the WAN manager finds for MEMORY, and follow it:
+    /// its place on stderr as it changes, its output here as it grows, its exit status as ours
+    #[command(
+        override_usage = "dlm submit [-w WANHOST] -m MEMORY [-u USER] [--mode MODE] [--in FILE]... [--out NAME]... \
+                          [--dlmcc [--cflags FLAGS]] [--detach] [--] PROGRAM [ARGS]..."
+    )]
+    #[command(after_help = "Ctrl-C stops following the job, not the job: a batch job outlives its terminal. \
+                            `dlm jobs` shows it, `dlm fetch JOB` writes its outputs and logs once it has \
+                            ended, `dlm cancel JOB` ends it.")]
+    Submit(SubmitArgs),
+    /// List your jobs at the WAN manager (root: everyone's)
+    Jobs {
+        /// Print the WAN manager's JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: WanAddress,
+    },
+    /// Write an ended job's outputs, and its whole stdout and stderr (job-JOB.stdout,
+    /// job-JOB.stderr), into DIR; print each path written
+    Fetch {
+        /// The job's number (`dlm jobs` lists them)
+        #[arg(value_name = "JOB")]
+        job: u64,
+        /// Where to write them (made if missing)
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        at: WanAddress,
+    },
+    /// Cancel a job: out of the queue, or stopped where it runs
+    Cancel {
+        /// The job's number (`dlm jobs` lists them)
+        #[arg(value_name = "JOB")]
+        job: u64,
+        #[command(flatten)]
+        at: WanAddress,
+    },
+    /// DLM-WAN: the WAN manager that places jobs on the clusters of a HOSTCONF
+    #[command(subcommand)]
+    Wan(WanCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct SubmitArgs {
+    #[command(flatten)]
+    at: WanAddress,
+    /// All the memory the program needs, local and far (e.g. 4G): the WAN manager finds a node
+    /// with that much, or a cluster whose pool makes up the rest
+    #[arg(short = 'm', long = "memory", value_name = "MEMORY", value_parser = dlm_units::parse_size)]
+    memory: u64,
+    /// The account to run as on the cluster (root only) [default: yours]
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// How the WAN manager picks a cluster: local-first (a node with the memory free, else the
+    /// best-fitting pool) or equalize (the cluster with the fewest DLM clients)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SubmitMode::LocalFirst)]
+    mode: SubmitMode,
+    /// An input file, placed beside the program on the node (repeat for more)
+    #[arg(long = "in", value_name = "FILE")]
+    inputs: Vec<PathBuf>,
+    /// A file the program writes in its directory, kept for `dlm fetch` (repeat for more)
+    #[arg(long = "out", value_name = "NAME")]
+    outputs: Vec<String>,
+    /// PROGRAM is a C source (.c): the node builds it with dlmcc first
+    #[arg(long)]
+    dlmcc: bool,
+    /// With --dlmcc: the compiler's flags, split at spaces (e.g. "-DN=64 -O3")
+    #[arg(long, value_name = "FLAGS", requires = "dlmcc", allow_hyphen_values = true)]
+    cflags: Option<String>,
+    /// Print the job's number on stdout and return once it is submitted, without following it
+    #[arg(long)]
+    detach: bool,
+    /// The program (a local executable file, or with --dlmcc a C source) and its arguments
+    #[arg(value_name = "PROGRAM", required = true, trailing_var_arg = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+/// `dlm submit --mode`, as `dlm_wan::proto::Mode` spells it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SubmitMode {
+    LocalFirst,
+    Equalize,
+}
+
+#[derive(Debug, Subcommand)]
+enum WanCommand {
+    /// Start the WAN manager detached (its output in SPOOL/manager.log); returns once it has
+    /// asked every cluster's manager once, printing the status
+    Up {
+        /// The clusters: each one's pool manager and compute nodes
+        hostconf: PathBuf,
+        /// TCP address to listen on (callers need MUNGE credentials)
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7460")]
+        listen: SocketAddr,
+        /// Where jobs' files, logs and outputs are kept [default: /var/spool/dlm-wan for root,
+        /// else /var/tmp/dlm-wan-UID]
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
+        /// Seconds to wait for the manager before stopping it
+        #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Run the WAN manager in the foreground for the clusters that HOSTCONF names
+    Manager {
+        /// The clusters: each one's pool manager and compute nodes
+        hostconf: PathBuf,
+        /// TCP address to listen on (callers need MUNGE credentials)
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7460")]
+        listen: SocketAddr,
+        /// Where jobs' files, logs and outputs are kept [default: /var/spool/dlm-wan for root,
+        /// else /var/tmp/dlm-wan-UID]
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
+    },
+    /// Show each cluster (its manager, reach, clients, pool; each node and memory server) and
+    /// the queue
+    Status {
+        /// Print the WAN manager's JSON instead of tables
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: WanAddress,
+    },
+    /// Stop the WAN manager; refused while jobs are queued or running unless --force (which
+    /// cancels them)
+    Down {
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        at: WanAddress,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct WanAddress {
+    /// The WAN manager: HOST[:PORT] (TCP, port 7460 by default, with a MUNGE credential)
+    /// [default: $DLM_WAN, else localhost]
+    #[arg(short = 'w', long = "wan", value_name = "WANHOST")]
+    wan: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +319,62 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Submit(args) => report("submit", submit(args)),
+        Command::Jobs { json, at } => {
+            report("jobs", jobs::jobs(&wan::client(at.wan), json).map(|()| ExitCode::SUCCESS))
+        }
+        Command::Fetch { job, dir, at } => {
+            report("fetch", jobs::fetch(&wan::client(at.wan), JobId(job), &dir).map(|()| ExitCode::SUCCESS))
+        }
+        Command::Cancel { job, at } => {
+            report("cancel", jobs::cancel(&wan::client(at.wan), JobId(job)).map(|()| ExitCode::SUCCESS))
+        }
+        Command::Wan(command) => report("wan", wan_command(command).map(|()| ExitCode::SUCCESS)),
+    }
+}
+
+/// A command's exit status; its error on stderr after `dlm COMMAND:` (the errors already say
+/// what failed and why, their sources included; a stderr that is gone is no reason to panic).
+fn report(command: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        let _ = writeln!(std::io::stderr(), "dlm {command}: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let mut command = args.command.into_iter();
+    let submission = jobs::Submission {
+        memory_bytes: args.memory,
+        user: args.user,
+        mode: match args.mode {
+            SubmitMode::LocalFirst => Mode::LocalFirst,
+            SubmitMode::Equalize => Mode::Equalize,
+        },
+        inputs: args.inputs,
+        outputs: args.outputs,
+        dlmcc: args.dlmcc,
+        cflags: args.cflags.as_deref().unwrap_or_default().split_whitespace().map(String::from).collect(),
+        detach: args.detach,
+        program: command.next().map(PathBuf::from).unwrap_or_default(),
+        args: command.collect(),
+    };
+    jobs::submit(&wan::client(args.at.wan), &submission)
+}
+
+fn wan_command(command: WanCommand) -> anyhow::Result<()> {
+    match command {
+        WanCommand::Up { hostconf, listen, spool, timeout } => wan::up(&wan::UpOptions {
+            hostconf,
+            listen,
+            spool: spool.unwrap_or_else(wan::default_spool),
+            timeout: std::time::Duration::from_secs(timeout),
+        }),
+        WanCommand::Manager { hostconf, listen, spool } => {
+            wan::manager(&hostconf, listen, &spool.unwrap_or_else(wan::default_spool))
+        }
+        WanCommand::Status { json, at } => wan::status(&wan::client(at.wan), json),
+        WanCommand::Down { force, at } => wan::down(&wan::client(at.wan), force),
     }
 }
 
