@@ -87,8 +87,7 @@ async fn steps(jobs: &Mutex<NodeJobs>, plan: &Plan, files: Vec<u8>, cancel: &mut
     }
     if let Some(build) = &plan.build {
         set_state(jobs, &plan.id, NodeJobState::Building);
-        let line =
-            format!("cd {} && exec env {} {}", shell_quote(&plan.dir), command_line(&plan.env), command_line(build));
+        let line = format!("cd {} && exec {} {}", shell_quote(&plan.dir), clean_env(plan), command_line(build));
         match step(plan, &line, Input::Null, Sink::Stderr, cancel, None).await {
             Ok(Ran { status, .. }) if status.success() => {}
             Ok(ran) => {
@@ -131,7 +130,7 @@ fn watched_run_line(plan: &Plan) -> String {
     format!(
         "cd {dir} || exit 97
 exec 3<&0
-setsid env {env} {command} 3<&- </dev/null &
+setsid {env} {command} 3<&- </dev/null &
 child=$!
 echo $child >pid
 (read -r _ <&3; kill -TERM -$child 2>/dev/null; i=0
@@ -145,10 +144,18 @@ echo $status >exit.tmp && mv exit.tmp exit
 kill $watcher 2>/dev/null
 exit $status",
         dir = shell_quote(&plan.dir),
-        env = command_line(&plan.env),
+        env = clean_env(plan),
         command = command_line(&plan.command),
         grace = TERM_GRACE_TENTHS,
     )
+}
+
+/// `env -i` with the job's variables and the login's own HOME, USER, LOGNAME, SHELL and
+/// TMPDIR (expanded on the node): what a program started by ssh would see, and nothing of the
+/// manager's own environment, even when the node is the manager's own host.
+fn clean_env(plan: &Plan) -> String {
+    let login = r#"HOME="$HOME" USER="$USER" LOGNAME="$LOGNAME" SHELL="${SHELL:-/bin/sh}" TMPDIR="${TMPDIR:-/tmp}""#;
+    format!("env -i {login} {}", command_line(&plan.env))
 }
 
 /// Reads `exit` and which outputs are missing: `(status, missing)`.

@@ -6,7 +6,7 @@ use crate::policy::{self, ClusterView, Decision, NodeView};
 use crate::proto::{
     ClusterStatus, JobId, JobSpec, JobState, JobStatus, NodeStatus, Placement, Program, Reach, ServerSummary,
 };
-use dlm_pool::proto::{ClusterReport, NodeJobId, ServerState};
+use dlm_pool::proto::{ClusterReport, NodeJobId};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
@@ -181,7 +181,8 @@ fn view(cluster: &Cluster, report: &ClusterReport) -> ClusterView {
         name: cluster.line.name.clone(),
         nodes,
         pool_available_bytes: report.pool_available_bytes,
-        pool_cap_bytes: report.servers.iter().filter(|s| s.state != ServerState::Down).map(|s| s.cap_bytes).sum(),
+        // Every server of its POOLCONF, up or not: this bounds what it could ever give.
+        pool_cap_bytes: report.servers.iter().map(|s| s.cap_bytes).sum(),
         clients: report.clients,
     }
 }

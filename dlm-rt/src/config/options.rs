@@ -16,7 +16,7 @@ const DEFAULT_PAGE_SIZES: [usize; 3] = [crate::sys::HUGE_PAGE, 256 << 10, 64 << 
 const MIN_PAGES_IN_BUDGET: u64 = 64;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 12] = [
+const ENV_VARS: [&str; 13] = [
     "DLM_POOL",
     "DLM_POOL_MEM",
     "DLM_JOB",
@@ -29,6 +29,7 @@ const ENV_VARS: [&str; 12] = [
     "DLM_SPAWN_TIMEOUT",
     "DLM_MOVE_PAGES",
     "DLM_TEST_PAGER_PANIC",
+    "DLM_WAN",
 ];
 
 /// How long spawned memory servers may take to start when `DLM_SPAWN_TIMEOUT` is not set.
@@ -196,6 +197,8 @@ where
             "DLM_POOL" => args.pool = args.pool.take().or(Some(value.clone())),
             "DLM_POOL_MEM" => args.pool_mem = Some(size()?),
             "DLM_JOB" => args.job = Some(value.clone()),
+            // `dlm submit`'s WAN manager: a user's shell exports it, the runtime has no use for it.
+            "DLM_WAN" => {}
             "DLM_MEMFILE" => args.memfile = args.memfile.take().or(Some(PathBuf::from(&value))),
             "DLM_LOCAL_MEM" => args.local_mem = args.local_mem.or(Some(size()?)),
             "DLM_SERVER_MEM" => args.server_mem = args.server_mem.or(Some(size()?)),
