@@ -45,7 +45,7 @@ pub fn manager(
         (Some(options), Some(addr)) => Some(format!("{}:{}", options.advertise, addr.port())),
         _ => None,
     };
-    let spool = launch.as_ref().map_or_else(|| crate::launch::default_run_dir(), |o| o.run_dir.clone()).join("jobs");
+    let spool = launch.as_ref().map_or_else(crate::launch::default_run_dir, |o| o.run_dir.clone()).join("jobs");
     let config = ManagerConfig {
         conf: conf.clone(),
         listen,
