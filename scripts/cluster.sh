@@ -29,6 +29,7 @@ HOSTS_BEGIN="# BEGIN dlm emulated cluster (scripts/cluster.sh; \`scripts/cluster
 HOSTS_END="# END dlm emulated cluster"
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 AGENT=$SCRIPTS/cluster-agent
+LOCK=/run/dlm-cluster.lock
 
 die() {
     echo "cluster.sh: $*" >&2
@@ -45,6 +46,12 @@ require_root() {
     command -v ip >/dev/null || die "needs iproute2 (the ip command)"
 }
 
+# One up or down at a time.
+lock() {
+    exec 9>"$LOCK"
+    flock 9
+}
+
 # The namespaces, root-side links and per-host files that belong to the cluster, whatever N was.
 cluster_namespaces() {
     ip netns list 2>/dev/null | awk -v p="$PREFIX" '$1 ~ "^" p "[0-9]+$" { print $1 }'
@@ -54,20 +61,49 @@ cluster_links() {
     ip -o link show 2>/dev/null | awk -F': ' -v p="$VETH" '{ sub(/@.*/, "", $2) } $2 ~ "^" p "[0-9]+$" { print $2 }'
 }
 
-# Rewrites /etc/hosts in place (not by rename: /etc/hosts may be a bind mount) without our block,
-# then appends the lines given on stdin, if any, inside a new block.
+# Rewrites /etc/hosts in place (not by rename: /etc/hosts may be a bind mount) without the block
+# between the marker lines BEGIN and END, then appends the lines given on stdin, if any, inside a
+# new block.
 write_hosts_block() {
-    local kept block
-    kept=$(awk -v b="$HOSTS_BEGIN" -v e="$HOSTS_END" '$0 == b { skip = 1; next } $0 == e { skip = 0; next } !skip' /etc/hosts)
+    local begin=$1 end=$2 kept block
+    kept=$(awk -v b="$begin" -v e="$end" '$0 == b { skip = 1; next } $0 == e { skip = 0; next } !skip' /etc/hosts)
     block=$(cat)
     {
         printf '%s\n' "$kept"
         if [ -n "$block" ]; then
-            printf '%s\n%s\n%s\n' "$HOSTS_BEGIN" "$block" "$HOSTS_END"
+            printf '%s\n%s\n%s\n' "$begin" "$block" "$end"
         fi
     } >/etc/hosts.dlm-cluster.tmp
     cat /etc/hosts.dlm-cluster.tmp >/etc/hosts
     rm -f /etc/hosts.dlm-cluster.tmp
+}
+
+# Limits what leaves DEV to RATE: `limit_egress RATE DEV [tc options such as -n NAMESPACE]`.
+# htb picks its own burst for the rate (tbf would need one); the quantum only matters between
+# classes (there is one) and is set to keep tc from warning.
+limit_egress() {
+    local rate=$1 dev=$2
+    shift 2
+    tc "$@" qdisc add dev "$dev" root handle 1: htb default 1
+    tc "$@" class add dev "$dev" parent 1: classid 1:1 htb rate "$rate" quantum 60000
+}
+
+# What runs in namespace NS, as "name(count) ...".
+namespace_processes() {
+    ip netns pids "$1" | xargs -r ps -o comm= -p | sort | uniq -c | awk '{ printf "%s%s(%s)", s, $2, $1; s = " " }'
+}
+
+# The environment that `up` prints for Open MPI.
+print_mpi_env() {
+    cat <<EOF
+# Open MPI reaches the hosts through the agent instead of ssh (mpirun --host and MPI_Comm_spawn):
+export OMPI_MCA_plm_rsh_agent=$AGENT
+export OMPI_MCA_plm_rsh_no_tree_spawn=1
+# Every emulated host has this machine's cores: mpirun's default binding would pin a rank on
+# each host to the same core (a remote server paged 40 times slower so).
+export OMPI_MCA_hwloc_base_binding_policy=none
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+EOF
 }
 
 # Ends every process in a namespace: a namespace whose processes live on cannot really go
@@ -102,7 +138,7 @@ down() {
         ip link del "$BRIDGE" || status=1
     fi
     rmdir /etc/netns 2>/dev/null || true # only if nothing else uses it
-    write_hosts_block </dev/null
+    write_hosts_block "$HOSTS_BEGIN" "$HOSTS_END" </dev/null
     return "$status"
 }
 
@@ -130,12 +166,9 @@ up() {
         ip -n "$ns" link set eth0 up
         if [ -n "$rate" ]; then
             # Egress on each end: the root side shapes traffic to the host, the host's side
-            # traffic from it. htb picks its own burst for the rate (tbf would need one); the quantum
-            # only matters between classes (there is one) and is set to keep tc from warning.
-            tc qdisc add dev "$link" root handle 1: htb default 1
-            tc class add dev "$link" parent 1: classid 1:1 htb rate "$rate" quantum 60000
-            tc -n "$ns" qdisc add dev eth0 root handle 1: htb default 1
-            tc -n "$ns" class add dev eth0 parent 1: classid 1:1 htb rate "$rate" quantum 60000
+            # traffic from it.
+            limit_egress "$rate" "$link"
+            limit_egress "$rate" eth0 -n "$ns"
         fi
         mkdir -p "/etc/netns/$ns"
         {
@@ -144,7 +177,7 @@ up() {
             for j in $(seq 1 "$n"); do printf '%s\t%s\n' "$NET.$j" "$PREFIX$j"; done
         } >"/etc/netns/$ns/hosts"
     done
-    for k in $(seq 1 "$n"); do printf '%s\t%s\n' "$NET.$k" "$PREFIX$k"; done | write_hosts_block
+    for k in $(seq 1 "$n"); do printf '%s\t%s\n' "$NET.$k" "$PREFIX$k"; done | write_hosts_block "$HOSTS_BEGIN" "$HOSTS_END"
     # Every name must resolve on every host before we say the cluster is up (and answer ping,
     # where ping is installed).
     for k in $(seq 1 "$n"); do
@@ -158,13 +191,9 @@ up() {
     trap - EXIT
     cat <<EOF
 # emulated cluster up: $local_name (this host, $GATEWAY) and $(seq -f "$PREFIX%g" -s ' ' 1 "$n")${rate:+, links limited to $rate}
-# Open MPI reaches the hosts through the agent instead of ssh (mpirun --host and MPI_Comm_spawn):
-export OMPI_MCA_plm_rsh_agent=$AGENT
-export OMPI_MCA_plm_rsh_no_tree_spawn=1
-# Every emulated host has this machine's cores: mpirun's default binding would pin a rank on
-# each host to the same core (a remote server paged 40 times slower so).
-export OMPI_MCA_hwloc_base_binding_policy=none
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+EOF
+    print_mpi_env
+    cat <<EOF
 # A cut link (ip link set ${VETH}K down) ends an mpirun job within seconds with the Open MPI
 # defaults that scripts/setup.sh and scripts/install.sh write (scripts/mpi-defaults.sh).
 # e.g. a memfile with the line "${PREFIX}1 1G", or: mpirun --host $local_name,${PREFIX}1 ./prog
@@ -180,7 +209,7 @@ status() {
         rate=$(tc -n "$ns" class show dev eth0 2>/dev/null | grep -o 'rate [^ ]*' | cut -d' ' -f2 || true)
         printf 'rate %s\t' "${rate:-unlimited}"
         printf 'link %s\t' "$(ip -n "$ns" -br link show dev eth0 2>/dev/null | awk '{ print $2 }')"
-        printf 'processes: %s\n' "$(ip netns pids "$ns" | xargs -r ps -o comm= -p | sort | uniq -c | awk '{ printf "%s%s(%s)", s, $2, $1; s = " " }')"
+        printf 'processes: %s\n' "$(namespace_processes "$ns")"
     done
     [ "$any" -eq 1 ] || echo "no emulated cluster is up"
 }
@@ -201,18 +230,18 @@ up)
         *) usage ;;
         esac
     done
-    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le "$MAX_HOSTS" ] || die "N must be a number of hosts from 1 to $MAX_HOSTS, not '$n'"
+    if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt "$MAX_HOSTS" ]; then
+        die "N must be a number of hosts from 1 to $MAX_HOSTS, not '$n'"
+    fi
     require_root
     [ -z "$rate" ] || command -v tc >/dev/null || die "--rate needs tc (iproute2)"
-    exec 9>/run/dlm-cluster.lock
-    flock 9 # one up/down at a time
+    lock
     up "$n" "$rate"
     ;;
 down)
     [ $# -eq 0 ] || usage
     require_root
-    exec 9>/run/dlm-cluster.lock
-    flock 9
+    lock
     down
     ;;
 status)
