@@ -648,19 +648,25 @@ while True:
 
 # Starts the hog on HOST, and returns once it holds its BYTES.
 start_hog() {
-    local host=$1 bytes=$2 fifo=$WAN_RUN/$1.hog line=
+    local host=$1 bytes=$2 fifo=$WAN_RUN/$1.hog line=''
     command -v python3 >/dev/null || die "wan load --memory needs python3"
     make_load_cgroup "$host" hog
     rm -f "$fifo"
     mkfifo "$fifo"
-    # setsid: the hog outlives this script, out of its caller's session; and without the lock.
+    # setsid: the hog outlives this script, out of its caller's session (and without the lock).
+    # -f forks it off, so that the job here ends at once and bash does not report a hog that
+    # is killed later.
     (
         join_cgroups "$host/hog"
-        exec setsid "$AGENT" "$host" "exec python3 -c '$HOG' $bytes"
+        exec setsid -f "$AGENT" "$host" "exec python3 -c '$HOG' $bytes"
     ) </dev/null >"$fifo" 2>>"$WAN_RUN/$host.load.log" 9>&- &
     read -r line <"$fifo" || true
     rm -f "$fifo"
-    [ "$line" = held ] || die "the memory hog on $host did not get its $(human_size "$bytes") (more than the host has?) $(cat "$WAN_RUN/$host.load.log")"
+    [ "$line" != held ] || return 0
+    if grep -q '^oom_kill [1-9]' "$(cgroup_dir memory "$host/hog")/memory.oom_control"; then
+        die "the OOM killer ended the memory hog on $host before it held $(human_size "$bytes") ($host has $(human_size "$(cat "$(cgroup_dir memory "$host")/memory.limit_in_bytes")"))"
+    fi
+    die "the memory hog on $host failed: $(cat "$WAN_RUN/$host.load.log")"
 }
 
 # Starts N busy loops on HOST. CPU cgroups weigh a host's processes together against the other
