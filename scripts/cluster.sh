@@ -367,19 +367,25 @@ make_host_cgroups() {
 
 # lxcfs serves each reader the meminfo and loadavg of the reader's own cgroups; -l adds the
 # load average, which it computes for every cgroup it has been asked about, every 5 s, as the
-# kernel does. One daemon for the WAN, out of this script's session (it outlives it) and without
-# the lock's descriptor (it would hold the lock as long as it runs).
+# kernel does. One daemon for the WAN, forked off into a session of its own (it outlives this
+# script, and bash reports no job of it when it is killed) and without the lock's descriptor (it
+# would hold the lock as long as it runs).
 start_lxcfs() {
-    local pid tries=0
+    local tries=0
     mkdir -p "$LXCFS_DIR"
-    setsid lxcfs -f -l --pidfile "$LXCFS_PIDFILE" "$LXCFS_DIR" </dev/null >"$WAN_RUN/lxcfs.log" 2>&1 9>&- &
-    pid=$!
+    setsid -f lxcfs -f -l --pidfile "$LXCFS_PIDFILE" "$LXCFS_DIR" </dev/null >"$WAN_RUN/lxcfs.log" 2>&1 9>&-
     until [ -e "$LXCFS_DIR/proc/meminfo" ] && [ -e "$LXCFS_DIR/proc/loadavg" ]; do
-        kill -0 "$pid" 2>/dev/null || die "lxcfs exited: $(cat "$WAN_RUN/lxcfs.log")"
         tries=$((tries + 1))
+        # (setsid execs lxcfs only after forking: give it a moment before looking for it.)
+        [ "$tries" -lt 5 ] || lxcfs_pids >/dev/null || die "lxcfs exited: $(cat "$WAN_RUN/lxcfs.log")"
         [ "$tries" -le 100 ] || die "lxcfs did not mount $LXCFS_DIR within 10 s: $(cat "$WAN_RUN/lxcfs.log")"
         sleep 0.1
     done
+}
+
+# The WAN's lxcfs daemon, if it runs.
+lxcfs_pids() {
+    pgrep -f "^lxcfs .* $LXCFS_DIR\$"
 }
 
 # Whether a process that `ps OPTIONS` selects lives: a zombie is dead, only not yet reaped (by
@@ -396,7 +402,7 @@ stop_lxcfs() {
     if awk -v d="$LXCFS_DIR" '$2 == d { found = 1 } END { exit !found }' /proc/mounts; then
         umount "$LXCFS_DIR" 2>/dev/null || umount -l "$LXCFS_DIR"
     fi
-    if pids=$(pgrep -f "^lxcfs .* $LXCFS_DIR\$"); then
+    if pids=$(lxcfs_pids); then
         # shellcheck disable=SC2086  # one pid per word
         kill -9 $pids 2>/dev/null || true
         # shellcheck disable=SC2086
@@ -503,8 +509,11 @@ check_wan() {
             ping -c 1 -W 2 "$host" >/dev/null || die "host $host does not answer ping"
         fi
         limit=$(cat "$(cgroup_dir memory "$host")/memory.limit_in_bytes")
-        total=$(($("$AGENT" "$host" "awk '/^MemTotal:/ { print \$2 }' /proc/meminfo") * 1024))
-        [ "$total" = "$limit" ] || die "$host sees MemTotal $total bytes instead of its $limit (lxcfs: $(cat "$WAN_RUN/lxcfs.log"))"
+        total=$("$AGENT" "$host" "awk '/^MemTotal:/ { print \$2 }' /proc/meminfo") \
+            || die "the agent cannot run a command on $host"
+        if ! [[ $total =~ ^[0-9]+$ ]] || [ $((total * 1024)) -ne "$limit" ]; then
+            die "$host sees MemTotal ${total:-(none)} kB instead of its $limit bytes (lxcfs: $(cat "$WAN_RUN/lxcfs.log"))"
+        fi
     done
 }
 
@@ -543,7 +552,9 @@ hosts_of() {
 print_wan() {
     local rate=$1 clusters=$2 k role hosts memory local_name
     local_name=$(hostname)
-    echo "# emulated WAN up: $clusters clusters, routed through $local_name (this host)${rate:+; what enters or leaves a cluster limited to $rate each way, inside a cluster unshaped}"
+    local plural=s
+    [ "$clusters" -ne 1 ] || plural=''
+    echo "# emulated WAN up: $clusters cluster$plural, routed through $local_name (this host)${rate:+; what enters or leaves a cluster limited to $rate each way, inside a cluster unshaped}"
     for k in $(seq 1 "$clusters"); do
         echo "# cluster $k: $WAN_NET.$k.0/24, $local_name is $WAN_NET.$k.254 there"
         for role in manager compute memory; do
