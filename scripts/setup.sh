@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # munge: the pool manager checks callers over TCP with unmunge, clients make credentials with
 # munge (dlm-pool/src/identity.rs); curl: the pool's tests speak to the manager as `nobody`;
-# iproute2, groff and man: the end-to-end tests (emulated hosts, the man pages).
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db)
+# iproute2, groff and man: the end-to-end tests (emulated hosts, the man pages); lxcfs: each
+# host of the emulated WAN sees its own memory and load (scripts/cluster.sh wan).
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs)
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do

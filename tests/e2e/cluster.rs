@@ -28,12 +28,13 @@ const FAILURE_DEADLINE: Duration = Duration::from_secs(10);
 const KEEPALIVE: [&str; 3] =
     ["OMPI_MCA_oob_tcp_keepalive_time", "OMPI_MCA_oob_tcp_keepalive_intvl", "OMPI_MCA_oob_tcp_keepalive_probes"];
 
-fn script(name: &str) -> PathBuf {
+/// A script of `scripts/`: cluster.sh, cluster-agent.
+pub(crate) fn script(name: &str) -> PathBuf {
     repo_dir().join("scripts").join(name)
 }
 
 /// This machine's hostname: the compute host, in the root network namespace.
-fn compute_host() -> String {
+pub(crate) fn compute_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string()
 }
 
@@ -58,6 +59,22 @@ pub(crate) fn cannot_make_a_cluster() -> Option<String> {
     }
 }
 
+/// What a user exports after `cluster.sh up` or `cluster.sh wan up`: Open MPI launches through
+/// the agent and binds no rank to a core (the hosts share this machine's cores). Nothing about
+/// TCP keepalive: a standalone run sets it for its daemons, and under `mpirun` it comes from the
+/// installed toolchain's defaults (see [`Installed`]); a keepalive variable from the caller's
+/// environment would hide a missing default, so none gets through.
+pub(crate) fn agent_env(cmd: &mut Command) -> &mut Command {
+    for name in KEEPALIVE {
+        cmd.env_remove(name);
+    }
+    cmd.env("OMPI_MCA_plm_rsh_agent", script("cluster-agent"))
+        .env("OMPI_MCA_plm_rsh_no_tree_spawn", "1")
+        .env("OMPI_MCA_hwloc_base_binding_policy", "none")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+}
+
 /// An emulated cluster for one test: `scripts/cluster.sh down` when dropped, also on panic.
 /// The tests take the suite's one-at-a-time lock first, so two never share the host names.
 pub(crate) struct Cluster {
@@ -79,20 +96,9 @@ impl Cluster {
         cluster
     }
 
-    /// What a user exports after `cluster.sh up`: Open MPI launches through the agent and binds
-    /// no rank to a core (the hosts share this machine's cores). Nothing about TCP keepalive:
-    /// a standalone run sets it for its daemons, and under `mpirun` it comes from the installed
-    /// toolchain's defaults (see [`Installed`]); a keepalive variable from the caller's
-    /// environment would hide a missing default, so none gets through.
+    /// What a user exports after `cluster.sh up` ([`agent_env`]).
     pub(crate) fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        for name in KEEPALIVE {
-            cmd.env_remove(name);
-        }
-        cmd.env("OMPI_MCA_plm_rsh_agent", script("cluster-agent"))
-            .env("OMPI_MCA_plm_rsh_no_tree_spawn", "1")
-            .env("OMPI_MCA_hwloc_base_binding_policy", "none")
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        agent_env(cmd)
     }
 
     /// `mpirun --host COMPUTE,HOSTS...`: rank 0 (the program) here, one server rank per host.
@@ -150,7 +156,7 @@ impl Drop for Cluster {
 }
 
 /// The inode of the network namespace `pid` is in.
-fn net_namespace(pid: u32) -> Option<u64> {
+pub(crate) fn net_namespace(pid: u32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
     link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }

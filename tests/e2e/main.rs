@@ -18,3 +18,4 @@ mod rewriting;
 mod small_blocks;
 mod support;
 mod unprivileged;
+mod wan_cluster;
