@@ -446,6 +446,8 @@ make_wan_host() {
     ip -n "$host" link set eth0 up
     ip -n "$host" route add "$WAN_NET.0.0/16" via "$WAN_NET.$k.254"
     make_host_cgroups "$host" "$memory"
+    # cluster-agent's mark of a WAN host: it can see it from inside any host (/run is shared).
+    mkdir -p "$WAN_RUN/hosts" && : >"$WAN_RUN/hosts/$host"
     wan_hosts+=("$address	$host")
 }
 
