@@ -269,12 +269,12 @@ async fn monitor(shared: AppState) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let (stopping, report_every) = {
+        let (stopping, report_every, status) = {
             let mut pool = lock(&shared);
             pool.tick(Instant::now());
-            (pool.stopping(), pool.timing().report_every)
+            (pool.stopping(), pool.timing().report_every, pool.status(Instant::now()))
         };
-        lock_jobs(&shared).expire(Instant::now());
+        note_jobs(&shared, &status);
         if stopping {
             tokio::time::sleep(report_every * 2).await;
             shared.stop.send_replace(true);
@@ -287,6 +287,14 @@ async fn monitor(shared: AppState) {
 /// method checks before it changes anything).
 fn lock(shared: &Shared) -> MutexGuard<'_, Pool> {
     shared.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The monitor's turn on the jobs: drop those whose files never came, note the pool clients
+/// of those running.
+fn note_jobs(shared: &Shared, pool: &crate::proto::Status) {
+    let mut jobs = lock_jobs(shared);
+    jobs.expire(Instant::now());
+    jobs.note_clients(pool);
 }
 
 fn lock_jobs(shared: &Shared) -> MutexGuard<'_, NodeJobs> {

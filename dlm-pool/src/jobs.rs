@@ -7,7 +7,7 @@
 //! [`FILES_DEADLINE`].
 
 use crate::nodes::{Nodes, Reservation};
-use crate::proto::{NodeJobId, NodeJobState, NodeJobStatus, RunRequest, Status};
+use crate::proto::{ClientId, NodeJobId, NodeJobState, NodeJobStatus, RunRequest, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +53,10 @@ pub struct NodeJob {
     pub dir: String,
     /// Its logs and outputs here.
     pub spool: PathBuf,
+    /// The pool client it joined as, and the server hosts it had, as last seen (kept after it
+    /// leaves the pool, for the job's record).
+    client: Option<ClientId>,
+    servers: Vec<String>,
     created: Instant,
     /// Set to ask the runner to stop it.
     cancel: watch::Sender<bool>,
@@ -106,6 +110,8 @@ impl NodeJobs {
             reason: None,
             missing_outputs: Vec::new(),
             spool,
+            client: None,
+            servers: Vec::new(),
             created: now,
             cancel: watch::channel(false).0,
         };
@@ -209,10 +215,24 @@ impl NodeJobs {
         (waiting.iter().map(|j| j.request.pool_bytes).sum(), waiting.len() as u32)
     }
 
+    /// Notes which pool client each running job is and where its pages are.
+    pub fn note_clients(&mut self, pool: &Status) {
+        for (id, job) in self.jobs.iter_mut().filter(|(_, j)| !j.state.is_final()) {
+            if let Some(client) = pool.clients.iter().find(|c| c.job.as_deref() == Some(id.0.as_str())) {
+                job.client = Some(client.id.clone());
+                job.servers = client.bytes.iter().map(|b| b.host.clone()).collect();
+            }
+        }
+    }
+
     /// The job as `GET /v1/jobs/{id}` shows it.
     pub fn status(&self, id: &NodeJobId, pool: &Status) -> Result<NodeJobStatus, JobError> {
         let job = self.get(id)?;
         let client = pool.clients.iter().find(|c| c.job.as_deref() == Some(id.0.as_str()));
+        let servers = match client {
+            Some(client) => client.bytes.iter().map(|b| b.host.clone()).collect(),
+            None => job.servers.clone(),
+        };
         Ok(NodeJobStatus {
             id: id.clone(),
             node: job.request.node.clone(),
@@ -222,8 +242,8 @@ impl NodeJobs {
             reason: job.reason.clone(),
             local_bytes: job.request.local_bytes,
             pool_bytes: job.request.pool_bytes,
-            client: client.map(|c| c.id.clone()),
-            servers: client.map(|c| c.bytes.iter().map(|b| b.host.clone()).collect()).unwrap_or_default(),
+            client: client.map(|c| c.id.clone()).or_else(|| job.client.clone()),
+            servers,
             stdout_bytes: file_len(&job.spool.join(STDOUT)),
             stderr_bytes: file_len(&job.spool.join(STDERR)),
             missing_outputs: job.missing_outputs.clone(),

@@ -18,4 +18,5 @@ mod rewriting;
 mod small_blocks;
 mod support;
 mod unprivileged;
+mod wan;
 mod wan_cluster;
