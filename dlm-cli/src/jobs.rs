@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail};
 use dlm_units::Bytes;
 use dlm_wan::bundle;
 use dlm_wan::client::{Address, ClientError, Stream, WanClient};
-use dlm_wan::proto::{JobId, JobSpec, JobState, JobStatus, Mode, Placement, Program, Through};
+use dlm_wan::proto::{JobId, JobSpec, JobState, JobStatus, Mode, Place, Placement, Program, Through};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt as _;
@@ -40,6 +40,8 @@ pub struct Submission {
     pub dlmcc: bool,
     pub cflags: Vec<String>,
     pub detach: bool,
+    /// Where the user chose to run it, if they did.
+    pub place: Option<Place>,
     pub program: PathBuf,
     pub args: Vec<String>,
 }
@@ -109,6 +111,7 @@ fn job_spec(s: &Submission) -> anyhow::Result<(JobSpec, Vec<PathBuf>)> {
         user: s.user.clone(),
         inputs,
         outputs: s.outputs.clone(),
+        place: s.place.clone(),
     };
     let mut files = vec![s.program.clone()];
     files.extend(s.inputs.iter().cloned());
@@ -632,6 +635,7 @@ dlm submit: job 7 done, exit code 3; `dlm fetch 7` gets its outputs
             dlmcc: false,
             cflags: vec![],
             detach: false,
+            place: None,
             program,
             args: vec!["-n".into(), "64".into()],
         }

@@ -31,7 +31,7 @@ mod report;
 mod wan;
 
 use clap::{Parser, Subcommand};
-use dlm_wan::proto::{JobId, Mode};
+use dlm_wan::proto::{JobId, Mode, Place};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,12 +130,26 @@ struct SubmitArgs {
     /// With --dlmcc: the compiler's flags, split at spaces (e.g. "-DN=64 -O3")
     #[arg(long, value_name = "FLAGS", requires = "dlmcc", allow_hyphen_values = true)]
     cflags: Option<String>,
+    /// Run on this cluster's compute node instead of where MODE would choose (see `dlm wan
+    /// status` for the nodes); the job waits until that node (and its pool) has the memory
+    #[arg(long, value_name = "CLUSTER/NODE", value_parser = parse_place)]
+    on: Option<Place>,
     /// Print the job's number on stdout and return once it is submitted, without following it
     #[arg(long)]
     detach: bool,
     /// The program (a local executable file, or with --dlmcc a C source) and its arguments
     #[arg(value_name = "PROGRAM", required = true, trailing_var_arg = true, num_args = 1..)]
     command: Vec<String>,
+}
+
+/// `--on CLUSTER/NODE`.
+fn parse_place(text: &str) -> Result<Place, String> {
+    match text.split_once('/') {
+        Some((cluster, node)) if !cluster.is_empty() && !node.is_empty() && !node.contains('/') => {
+            Ok(Place { cluster: cluster.into(), node: node.into() })
+        }
+        _ => Err(format!("`{text}`: give a cluster and one of its compute nodes as CLUSTER/NODE (e.g. osaka/node01)")),
+    }
 }
 
 /// `dlm submit --mode`, as `dlm_wan::proto::Mode` spells it.
@@ -356,6 +370,7 @@ fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         dlmcc: args.dlmcc,
         cflags: args.cflags.as_deref().unwrap_or_default().split_whitespace().map(String::from).collect(),
         detach: args.detach,
+        place: args.on,
         program: command.next().map(PathBuf::from).unwrap_or_default(),
         args: command.collect(),
     };

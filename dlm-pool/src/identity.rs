@@ -202,6 +202,19 @@ pub fn user_name(uid: u32) -> String {
     unsafe { CStr::from_ptr(entry.pw_name) }.to_string_lossy().into_owned()
 }
 
+/// The uid of user `name` on this host, if it has one.
+pub fn uid_of(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero `passwd` is a valid value for getpwnam_r to fill.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: `name` is NUL-terminated and alive; `entry`, `found` and `buf` (of `buf.len()`
+    // bytes) are valid for writes during the call.
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
+    (rc == 0 && !found.is_null()).then_some(entry.pw_uid)
+}
+
 /// This host's name.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -420,6 +420,7 @@ enum ApiError {
     BadBundle(String),
     OtherUser { caller: String, user: String },
     TooLarge(String),
+    BadPlace(String),
     NoJob(JobId),
     NotEnded { id: JobId, state: JobState },
     NotAdmin { uid: u32 },
@@ -439,6 +440,7 @@ impl IntoResponse for ApiError {
                 format!("{caller} may not run jobs as {user} (only root may name another user)"),
             ),
             ApiError::TooLarge(m) => (StatusCode::INSUFFICIENT_STORAGE, m),
+            ApiError::BadPlace(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NoJob(id) => (StatusCode::NOT_FOUND, format!("no job {id} of yours")),
             ApiError::NotEnded { id, state } => {
                 (StatusCode::CONFLICT, format!("job {id} is {state:?}; its outputs come when it has ended"))
@@ -485,13 +487,16 @@ async fn submit(State(shared): State<AppState>, Who(caller): Who, body: Bytes) -
         return Err(ApiError::Stopping);
     }
     let spec = bundle::read_spec(&body).map_err(|e| ApiError::BadBundle(e.to_string()))?;
-    let run_as = spec.user.clone().unwrap_or_else(|| caller.user.clone());
-    if run_as != caller.user && caller.uid != 0 {
-        return Err(ApiError::OtherUser { caller: caller.user, user: run_as });
-    }
-    if let Some(largest) = lock(&shared).largest_job_bytes() {
-        if spec.memory_bytes > largest {
-            return Err(ApiError::TooLarge(never_reason(spec.memory_bytes, largest)));
+    let owner = owner_of(&caller, spec.user.as_deref())?;
+    let run_as = owner.user.clone();
+    match &spec.place {
+        Some(place) => lock(&shared).check_place(place, spec.memory_bytes).map_err(ApiError::BadPlace)?,
+        None => {
+            if let Some(largest) = lock(&shared).largest_job_bytes() {
+                if spec.memory_bytes > largest {
+                    return Err(ApiError::TooLarge(never_reason(spec.memory_bytes, largest)));
+                }
+            }
         }
     }
     let id = lock(&shared).next_id();
@@ -499,12 +504,26 @@ async fn submit(State(shared): State<AppState>, Who(caller): Who, body: Bytes) -
     std::fs::create_dir_all(&spool)
         .and_then(|()| std::fs::write(spool.join(BUNDLE), &body))
         .map_err(ApiError::Spool)?;
-    let job = new_job(Owner { uid: caller.uid, user: caller.user }, run_as, spec, spool);
+    let job = new_job(owner, run_as, spec, spool);
     let mut wan = lock(&shared);
     wan.jobs.insert(id, job);
     wan.queue.push_back(id);
     eprintln!("dlm wan manager: job {id} queued");
     Ok((StatusCode::CREATED, Json(wan.job_status(id).expect("just recorded"))))
+}
+
+/// Whose job it is: the caller's own, or, when root names a user (`dlm submit -u`, the
+/// portal acting for the user who logged in), that user's, who then sees and owns it.
+fn owner_of(caller: &Caller, user: Option<&str>) -> Result<Owner, ApiError> {
+    match user {
+        None => Ok(Owner { uid: caller.uid, user: caller.user.clone() }),
+        Some(user) if user == caller.user => Ok(Owner { uid: caller.uid, user: user.to_string() }),
+        Some(user) if caller.uid == 0 => match dlm_pool::identity::uid_of(user) {
+            Some(uid) => Ok(Owner { uid, user: user.to_string() }),
+            None => Err(ApiError::BadBundle(format!("no user {user} on the WAN manager's host"))),
+        },
+        Some(user) => Err(ApiError::OtherUser { caller: caller.user.clone(), user: user.to_string() }),
+    }
 }
 
 fn new_job(owner: Owner, run_as: String, spec: JobSpec, spool: PathBuf) -> Job {

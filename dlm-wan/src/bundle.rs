@@ -267,6 +267,7 @@ mod tests {
             user: None,
             inputs: vec!["input.dat".into()],
             outputs: vec!["result.dat".into()],
+            place: None,
         }
     }
 

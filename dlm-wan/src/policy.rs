@@ -127,6 +127,29 @@ pub fn decide(clusters: &[ClusterView], memory_bytes: u64, mode: Mode) -> Decisi
     chosen.map_or(Decision::Wait, Decision::Place)
 }
 
+/// A node the user chose (the portal's Interactive mode): the job runs there in local memory
+/// when the node has the room (MemFree, else MemFree + Inactive), else there through its
+/// cluster's pool (rule B on that node), else it waits; busy or not, it is the user's choice.
+/// `Never` when the node's cap and the pool's could never hold it.
+pub fn decide_on(clusters: &[ClusterView], cluster: usize, node: usize, memory_bytes: u64) -> Decision {
+    let view = &clusters[cluster].nodes[node];
+    let largest_bytes = view.cap_bytes + clusters[cluster].pool_cap_bytes;
+    if memory_bytes > largest_bytes {
+        return Decision::Never { largest_bytes };
+    }
+    let fits = |room: u64| room > memory_bytes;
+    if fits(view.free_bytes) || fits(view.available_bytes) {
+        let through = Through::LocalMemory;
+        return Decision::Place(Chosen { cluster, node, through, local_bytes: memory_bytes, pool_bytes: 0 });
+    }
+    let local_bytes = local_budget(view.available_bytes, memory_bytes);
+    let pool_bytes = memory_bytes - local_bytes;
+    if view.available_bytes >= MIN_LOCAL_BYTES && clusters[cluster].pool_available_bytes >= pool_bytes {
+        return Decision::Place(Chosen { cluster, node, through: Through::Pool, local_bytes, pool_bytes });
+    }
+    Decision::Wait
+}
+
 /// The largest request any of `clusters` could ever hold (0 for none).
 pub fn largest_job_bytes(clusters: &[ClusterView]) -> u64 {
     clusters.iter().map(ClusterView::max_job_bytes).max().unwrap_or(0)
@@ -285,6 +308,35 @@ fn local_budget(available_bytes: u64, memory_bytes: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_node_runs_the_job_locally_through_its_pool_or_waits() {
+        let node = |free, available, load1| NodeView {
+            host: "n1".into(),
+            cap_bytes: 8 * G,
+            free_bytes: free,
+            available_bytes: available,
+            load1,
+            cpus: 2,
+        };
+        let cluster = |n: NodeView, pool| ClusterView {
+            name: "c".into(),
+            nodes: vec![n],
+            pool_available_bytes: pool,
+            pool_cap_bytes: 16 * G,
+            clients: 0,
+        };
+        let local = decide_on(&[cluster(node(4 * G, 4 * G, 9.0), 0)], 0, 0, 3 * G);
+        assert!(
+            matches!(local, Decision::Place(Chosen { through: Through::LocalMemory, .. })),
+            "busy or not: {local:?}"
+        );
+        let pool = decide_on(&[cluster(node(G, 2 * G, 0.0), 8 * G)], 0, 0, 3 * G);
+        let expected = Chosen { cluster: 0, node: 0, through: Through::Pool, local_bytes: 2 * G, pool_bytes: G };
+        assert_eq!(pool, Decision::Place(expected));
+        assert_eq!(decide_on(&[cluster(node(G, G, 0.0), 0)], 0, 0, 3 * G), Decision::Wait);
+        assert_eq!(decide_on(&[cluster(node(G, G, 0.0), 0)], 0, 0, 30 * G), Decision::Never { largest_bytes: 24 * G });
+    }
 
     const G: u64 = 1 << 30;
     const M: u64 = 1 << 20;

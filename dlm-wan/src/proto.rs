@@ -66,6 +66,17 @@ pub struct JobSpec {
     /// Files the program writes (relative to its directory) that come back for `dlm fetch`.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// Run on this cluster and compute node (the portal's Interactive mode) instead of where
+    /// the mode's policy would choose.
+    #[serde(default)]
+    pub place: Option<Place>,
+}
+
+/// A cluster and one of its compute nodes, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    pub cluster: String,
+    pub node: String,
 }
 
 /// Where a job is in its life.

@@ -4,7 +4,7 @@
 use crate::hostconf::{ClusterLine, HostConf};
 use crate::policy::{self, ClusterView, Decision, NodeView};
 use crate::proto::{
-    ClusterStatus, JobId, JobSpec, JobState, JobStatus, NodeStatus, Placement, Program, Reach, ServerSummary,
+    ClusterStatus, JobId, JobSpec, JobState, JobStatus, NodeStatus, Place, Placement, Program, Reach, ServerSummary,
 };
 use dlm_pool::proto::{ClusterReport, NodeJobId};
 use std::collections::{BTreeMap, VecDeque};
@@ -105,11 +105,54 @@ impl Wan {
     }
 
     /// What the policy says for the job at the head of the queue (with the cluster indices).
+    /// A job placed by its user waits while its cluster is unreachable or its node unsampled.
     pub fn decide_head(&self) -> Option<(JobId, Decision, Vec<usize>)> {
         let id = *self.queue.front()?;
         let job = &self.jobs[&id];
         let (views, indices) = self.views();
-        Some((id, policy::decide(&views, job.spec.memory_bytes, job.spec.mode), indices))
+        let memory = job.spec.memory_bytes;
+        let decision = match &job.spec.place {
+            None => policy::decide(&views, memory, job.spec.mode),
+            Some(place) => {
+                let cluster = views.iter().position(|v| v.name == place.cluster);
+                let node = cluster.and_then(|c| views[c].nodes.iter().position(|n| n.host == place.node));
+                match (cluster, node) {
+                    (Some(c), Some(n)) => policy::decide_on(&views, c, n, memory),
+                    _ => Decision::Wait,
+                }
+            }
+        };
+        Some((id, decision, indices))
+    }
+
+    /// Why a user's chosen place cannot be: an unknown cluster, or a node its report does not
+    /// list, or more memory than the node and its pool could ever give.
+    pub fn check_place(&self, place: &Place, memory_bytes: u64) -> Result<(), String> {
+        let Some(cluster) = self.clusters.iter().find(|c| c.line.name == place.cluster) else {
+            let names: Vec<&str> = self.clusters.iter().map(|c| c.line.name.as_str()).collect();
+            return Err(format!("no cluster {} (the clusters are {})", place.cluster, names.join(", ")));
+        };
+        let Some(report) = &cluster.report else { return Ok(()) };
+        let Some(node) = report.nodes.iter().find(|n| n.host == place.node) else {
+            let names: Vec<&str> = report.nodes.iter().map(|n| n.host.as_str()).collect();
+            return Err(format!(
+                "cluster {} has no compute node {} (it has {})",
+                place.cluster,
+                place.node,
+                names.join(", ")
+            ));
+        };
+        let largest = node.cap_bytes + view(cluster, report).pool_cap_bytes;
+        if memory_bytes > largest {
+            return Err(format!(
+                "it asks for {} and {}/{} could ever give one job {}",
+                dlm_units::Bytes(memory_bytes),
+                place.cluster,
+                place.node,
+                dlm_units::Bytes(largest)
+            ));
+        }
+        Ok(())
     }
 
     /// The most one job could ever get, from every cluster that has ever reported; `None`

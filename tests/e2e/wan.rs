@@ -342,6 +342,25 @@ fn queue_until_a_cluster_frees(d: &Deployment) {
     assert!(out.stderr.contains("2 GiB") && out.stderr.contains("896 MiB"), "{}", out.stderr);
 }
 
+/// A node the user names (`--on`, the portal's Interactive mode) runs the job, busy or not;
+/// a node its cluster does not have is refused, naming the ones it has.
+fn a_job_on_a_chosen_node(d: &Deployment) {
+    let node = d.wan.compute(BUSY)[1].clone();
+    let place = format!("c{BUSY}/{node}");
+    let script = d.dir.path().join("chosen.sh");
+    std::fs::write(&script, "#!/bin/sh\necho chosen\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = submitted(run(d.dlm(&["submit", "-m", "48M", "--on", &place, "--detach", "--"]).arg(&script), LIMIT));
+    let job = d.wait_all(&[id])[&id].clone();
+    assert_eq!(job.state, JobState::Done, "{job:#?}");
+    let placement = job.placement.expect("placed");
+    assert_eq!(format!("{}/{}", placement.cluster, placement.node), place);
+    let out = run(d.dlm(&["submit", "-m", "48M", "--on", "c2/no-such-node", "--detach", "--"]).arg(&script), LIMIT);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("cluster c2 has no compute node no-such-node (it has dlmw2-n1"), "{}", out.stderr);
+}
+
 /// Cluster 3's manager killed while a job runs there: the WAN says so within seconds, new jobs
 /// go elsewhere, the job there fails naming the cluster, and its program does not live on.
 fn a_cluster_manager_killed_mid_run(d: &Deployment) {
@@ -388,6 +407,7 @@ fn wan_places_jobs_by_memory_across_clusters_queues_and_survives_a_lost_cluster(
         assert!(equalize.contains(&format!("c{k}")), "equalize left cluster c{k} out: {equalize:?}");
     }
 
+    a_job_on_a_chosen_node(&d);
     queue_until_a_cluster_frees(&d);
     a_cluster_manager_killed_mid_run(&d);
 }
