@@ -238,3 +238,35 @@ pub struct DownRequest {
 
 /// The body of every error reply.
 pub use dlm_pool::proto::ErrorBody;
+
+/// One sample of a running DLM program's paging statistics (`GET /v1/jobs/{id}/stats`), as
+/// its runtime writes them every half second (`DLM_STATS_LIVE`) and its cluster's manager
+/// reads them on each sample of the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatSample {
+    /// Milliseconds since the program started.
+    pub t_ms: u64,
+    /// Bytes of DLM pages resident in the program, and its local budget.
+    pub resident_bytes: u64,
+    pub local_budget_bytes: u64,
+    /// Counters since the start.
+    pub faults: u64,
+    pub bytes_fetched: u64,
+    pub bytes_written_back: u64,
+    /// Bytes of the program's pages each memory server holds.
+    pub servers: Vec<ServerHeld>,
+}
+
+/// What one memory server holds for a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHeld {
+    pub host: String,
+    pub bytes: u64,
+}
+
+/// `GET /v1/jobs/{id}/stats`: the samples so far, oldest first (none for a program that is
+/// not a DLM program, or before its first).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobStats {
+    pub samples: Vec<StatSample>,
+}
