@@ -172,6 +172,6 @@ fn live_statistics_are_written_while_the_program_pages() {
     // nothing once the program had freed its blocks before it exited).
     assert!(lines.iter().all(|l| l.servers.len() == 1 && !l.servers[0].host.is_empty()), "{text}");
     let most = lines.iter().map(|l| l.servers[0].bytes).max().unwrap();
-    assert!(most >= 160 << 20 && most <= 256 << 20, "{text}");
+    assert!((160 << 20..=256 << 20).contains(&most), "{text}");
     assert_eq!((last.resident_bytes, last.servers[0].bytes), (0, 0), "{text}");
 }
