@@ -324,7 +324,12 @@ fn sample_for_jobs(shared: &AppState) {
     let shared = shared.clone();
     tokio::spawn(async move {
         let Ok(_turn) = shared.sampling.try_lock() else { return };
-        sample_nodes(&shared, due).await;
+        // A cluster report may have sampled them since.
+        let stale = lock_nodes(&shared).stale(Instant::now(), SAMPLE_AGE);
+        let due: Vec<String> = due.into_iter().filter(|host| stale.contains(host)).collect();
+        if !due.is_empty() {
+            sample_nodes(&shared, due).await;
+        }
     });
 }
 
