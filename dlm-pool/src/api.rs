@@ -23,6 +23,7 @@
 //! | `PUT /v1/jobs/{id}/files`     | a tar archive → 202 `NodeJobStatus`  |
 //! | `GET /v1/jobs/{id}`           | → `NodeJobStatus`                    |
 //! | `GET /v1/jobs/{id}/stdout`, `/stderr` | `?offset=N` → the bytes from N |
+//! | `GET /v1/jobs/{id}/stats`     | `?from=N` → `[StatLine]`, its samples from number N |
 //! | `GET /v1/jobs/{id}/outputs`   | → a tar archive of its outputs       |
 //! | `POST /v1/jobs/{id}/cancel`   | → `NodeJobStatus`                    |
 //! | `DELETE /v1/jobs/{id}`        | → 204 (its logs here go too)         |
@@ -30,15 +31,20 @@
 //! The job routes are the administrator's (the WAN manager calls them as root); the cluster's
 //! report is anyone's.
 //!
+//! The compute nodes are sampled on demand, one remote shell per node: a cluster report samples
+//! those whose samples are older than [`SAMPLE_AGE`], and while jobs run the monitor samples
+//! their nodes as often, so that their live statistics keep coming when nobody asks for the
+//! report. One sampling runs at a time.
+//!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is.
 
 use crate::conf::PoolConf;
 use crate::identity::{Caller, IdentityError, Peer, Verifier};
-use crate::jobs::{JobError, NodeJobs, OUTPUTS, STDERR, STDOUT};
+use crate::jobs::{JobError, NodeJobs, LIVE_STATS, OUTPUTS, STDERR, STDOUT};
 use crate::nodes::{NodeSample, Nodes};
 use crate::proto::{
     ClientId, ClusterReport, DownRequest, DrainRequest, ErrorBody, JoinRequest, LeaseRequest, MovedRequest, NodeJobId,
-    NodeJobState, RegisterRequest, Report, RunRequest, ServerId, ServerState,
+    NodeJobState, RegisterRequest, Report, RunRequest, ServerId, ServerState, StatLine,
 };
 use crate::runner::{self, Plan};
 use crate::state::{Owner, Pool, PoolError, Timing};
@@ -64,7 +70,8 @@ use tokio::sync::watch;
 /// How often the monitor ticks the pool (lease expiry, silent servers, drains).
 const TICK: Duration = Duration::from_millis(200);
 
-/// A cluster report samples the compute nodes again when their samples are this old.
+/// A cluster report samples the compute nodes again when their samples are this old (and so
+/// does the monitor, for the nodes where jobs run).
 const SAMPLE_AGE: Duration = Duration::from_millis(900);
 
 /// How long sampling one compute node may take before it counts as unreachable.
@@ -131,6 +138,8 @@ struct Shared {
     /// The jobs it runs on them (shared with each job's runner).
     jobs: Arc<Mutex<NodeJobs>>,
     advertise: Option<String>,
+    /// Held while the nodes are sampled: one sampling at a time.
+    sampling: tokio::sync::Mutex<()>,
 }
 
 type AppState = Arc<Shared>;
@@ -162,6 +171,7 @@ impl Manager {
             nodes: Mutex::new(Nodes::new(&config.conf.compute)),
             jobs: Arc::new(Mutex::new(jobs)),
             advertise: config.advertise,
+            sampling: tokio::sync::Mutex::new(()),
         };
         Ok(Manager { tcp, unix, shared: Arc::new(shared) })
     }
@@ -275,6 +285,7 @@ async fn monitor(shared: AppState) {
             (pool.stopping(), pool.timing().report_every, pool.status(Instant::now()))
         };
         note_jobs(&shared, &status);
+        sample_for_jobs(&shared);
         if stopping {
             tokio::time::sleep(report_every * 2).await;
             shared.stop.send_replace(true);
@@ -295,6 +306,31 @@ fn note_jobs(shared: &Shared, pool: &crate::proto::Status) {
     let mut jobs = lock_jobs(shared);
     jobs.expire(Instant::now());
     jobs.note_clients(pool);
+}
+
+/// The monitor's turn on the nodes where programs run: those whose samples are old are sampled
+/// (on a task of its own, so that the pool's ticks go on meanwhile) unless a sampling is under
+/// way. Each costs one remote shell per node, at most about once a second.
+fn sample_for_jobs(shared: &AppState) {
+    let running = lock_jobs(shared).running_nodes();
+    if running.is_empty() {
+        return;
+    }
+    let stale = lock_nodes(shared).stale(Instant::now(), SAMPLE_AGE);
+    let due: Vec<String> = stale.into_iter().filter(|host| running.contains(host)).collect();
+    if due.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let Ok(_turn) = shared.sampling.try_lock() else { return };
+        // A cluster report may have sampled them since.
+        let stale = lock_nodes(&shared).stale(Instant::now(), SAMPLE_AGE);
+        let due: Vec<String> = due.into_iter().filter(|host| stale.contains(host)).collect();
+        if !due.is_empty() {
+            sample_nodes(&shared, due).await;
+        }
+    });
 }
 
 fn lock_jobs(shared: &Shared) -> MutexGuard<'_, NodeJobs> {
@@ -322,6 +358,7 @@ fn router(shared: AppState) -> Router {
         .route("/v1/jobs/{id}/files", put(job_files).layer(DefaultBodyLimit::max(MAX_FILES_BYTES)))
         .route("/v1/jobs/{id}/stdout", get(job_stdout))
         .route("/v1/jobs/{id}/stderr", get(job_stderr))
+        .route("/v1/jobs/{id}/stats", get(job_stats))
         .route("/v1/jobs/{id}/outputs", get(job_outputs))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(shared)
@@ -521,10 +558,15 @@ async fn down(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The cluster for DLM-WAN: samples the compute nodes first when their samples are old.
+/// The cluster for DLM-WAN: samples the compute nodes first whose samples are old (after the
+/// sampling under way, if one is).
 async fn cluster(State(shared): State<AppState>, _caller: Caller) -> Json<ClusterReport> {
-    if lock_nodes(&shared).stale(Instant::now(), SAMPLE_AGE) {
-        sample_nodes(&shared).await;
+    {
+        let _turn = shared.sampling.lock().await;
+        let stale = lock_nodes(&shared).stale(Instant::now(), SAMPLE_AGE);
+        if !stale.is_empty() {
+            sample_nodes(&shared, stale).await;
+        }
     }
     let now = Instant::now();
     let pool = lock(&shared).status(now);
@@ -537,9 +579,9 @@ async fn cluster(State(shared): State<AppState>, _caller: Caller) -> Json<Cluste
     Json(ClusterReport { nodes, servers: pool.servers, pool_available_bytes, clients })
 }
 
-/// Samples every compute node at once through the remote shell (see `nodes`).
-async fn sample_nodes(shared: &Shared) {
-    let hosts: Vec<String> = lock_nodes(shared).hosts().map(str::to_string).collect();
+/// Samples these compute nodes at once through the remote shell (see `nodes`); the jobs there
+/// keep the lines of live statistics read. The caller holds `sampling`.
+async fn sample_nodes(shared: &Shared, hosts: Vec<String>) {
     let mut probes = tokio::task::JoinSet::new();
     for host in hosts {
         let line = crate::nodes::probe_line(&lock_jobs(shared).running_on(&host));
@@ -548,7 +590,10 @@ async fn sample_nodes(shared: &Shared) {
             (host, sample)
         });
     }
-    while let Some(Ok((host, sample))) = probes.join_next().await {
+    while let Some(Ok((host, mut sample))) = probes.join_next().await {
+        if let Ok(sample) = &mut sample {
+            lock_jobs(shared).record_stats(std::mem::take(&mut sample.job_stats));
+        }
         lock_nodes(shared).record(&host, sample, Instant::now());
     }
 }
@@ -610,7 +655,7 @@ fn plan_for(shared: &Shared, jobs: &NodeJobs, id: &NodeJobId) -> Result<Plan, Jo
         node: request.node.clone(),
         switch_to: jobs.switches_user(&request.user).then(|| request.user.clone()),
         dir: job.dir.clone(),
-        env: job_env(id, request, shared.advertise.as_deref()),
+        env: job_env(id, request, &job.dir, shared.advertise.as_deref()),
         build: request.build.clone(),
         command: request.command.clone(),
         outputs: request.outputs.clone(),
@@ -618,10 +663,15 @@ fn plan_for(shared: &Shared, jobs: &NodeJobs, id: &NodeJobId) -> Result<Plan, Jo
     })
 }
 
-/// The job's environment: its budget and pool, and what this manager's own environment says
-/// of MPI (the remote shell passes nothing).
-fn job_env(id: &NodeJobId, request: &RunRequest, pool: Option<&str>) -> Vec<String> {
-    let mut env = vec![format!("DLM_JOB={id}"), format!("DLM_LOCAL_MEM={}", request.local_bytes)];
+/// The job's environment: its budget and pool, where its live statistics go (`dir` is its
+/// directory on the node), and what this manager's own environment says of MPI (the remote
+/// shell passes nothing).
+fn job_env(id: &NodeJobId, request: &RunRequest, dir: &str, pool: Option<&str>) -> Vec<String> {
+    let mut env = vec![
+        format!("DLM_JOB={id}"),
+        format!("DLM_LOCAL_MEM={}", request.local_bytes),
+        format!("DLM_STATS_LIVE={dir}/{LIVE_STATS}"),
+    ];
     if let (Some(pool), true) = (pool, request.pool_bytes > 0) {
         env.push(format!("DLM_POOL={pool}"));
         env.push(format!("DLM_POOL_MEM={}", request.local_bytes + request.pool_bytes));
@@ -679,6 +729,24 @@ fn log_from(shared: &Shared, id: &NodeJobId, log: &str, offset: u64) -> Result<V
     let path = lock_jobs(shared).get(id)?.spool.join(log);
     let bytes = std::fs::read(path).unwrap_or_default();
     Ok(bytes.get(offset as usize..).unwrap_or_default().to_vec())
+}
+
+/// `?from=N` of a job's samples.
+#[derive(Debug, serde::Deserialize)]
+struct FromSample {
+    #[serde(default)]
+    from: u64,
+}
+
+/// A job's samples of live statistics from number `from` on (none for a program that is not a
+/// DLM program).
+async fn job_stats(
+    State(shared): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Query(at): Query<FromSample>,
+) -> Result<Json<Vec<StatLine>>, ApiError> {
+    Ok(Json(lock_jobs(&shared).stats(&NodeJobId(id), at.from)?))
 }
 
 async fn job_outputs(

@@ -5,16 +5,27 @@
 //! (`PUT /v1/jobs/{id}/files`), and stays listed once final until the WAN manager deletes it
 //! (it fetches the logs and outputs first). A job whose files never come is dropped after
 //! [`FILES_DEADLINE`].
+//!
+//! A DLM program's live statistics (`DLM_STATS_LIVE`, [`LIVE_STATS`] in the job's directory)
+//! come with each sample of its node, one line per sample, and a last one when it ends; each
+//! job keeps the newest [`MAX_SAMPLES`] for `GET /v1/jobs/{id}/stats`.
 
 use crate::nodes::{Nodes, Reservation};
-use crate::proto::{ClientId, NodeJobId, NodeJobState, NodeJobStatus, RunRequest, Status};
-use std::collections::BTreeMap;
+use crate::proto::{ClientId, NodeJobId, NodeJobState, NodeJobStatus, RunRequest, StatLine, Status};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How long a created job waits for its files.
 pub const FILES_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The live statistics' file in a job's directory on its node (its `DLM_STATS_LIVE`).
+pub const LIVE_STATS: &str = "stats.jsonl";
+
+/// The most samples of live statistics kept per job (at about one a second, an hour): older
+/// ones go first. DLM-WAN copies them as they come.
+pub const MAX_SAMPLES: usize = 3600;
 
 /// Why a job was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +68,42 @@ pub struct NodeJob {
     /// leaves the pool, for the job's record).
     client: Option<ClientId>,
     servers: Vec<String>,
+    /// Its live statistics so far.
+    pub samples: Samples,
     created: Instant,
     /// Set to ask the runner to stop it.
     cancel: watch::Sender<bool>,
+}
+
+/// A job's samples of live statistics, numbered from 0 in the order they came; only the
+/// newest [`MAX_SAMPLES`] are kept, the numbers go on.
+#[derive(Debug, Default)]
+pub struct Samples {
+    /// The number of the oldest one kept.
+    first: u64,
+    kept: VecDeque<StatLine>,
+}
+
+impl Samples {
+    /// Keeps `line` if the program wrote it after the last one kept (each sample of the node
+    /// reads the file's last line, which may not have changed since). A job that runs several
+    /// DLM programs one after another has each one's lines, `t_ms` starting again with each.
+    pub fn push(&mut self, line: StatLine) {
+        if self.kept.back().is_some_and(|last| last.t_ms == line.t_ms) {
+            return;
+        }
+        self.kept.push_back(line);
+        if self.kept.len() > MAX_SAMPLES {
+            self.kept.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// The samples numbered `from` and after (of those still kept).
+    pub fn from(&self, from: u64) -> Vec<StatLine> {
+        let skip = from.saturating_sub(self.first).try_into().unwrap_or(usize::MAX);
+        self.kept.iter().skip(skip).cloned().collect()
+    }
 }
 
 /// The manager's jobs.
@@ -112,6 +156,7 @@ impl NodeJobs {
             spool,
             client: None,
             servers: Vec::new(),
+            samples: Samples::default(),
             created: now,
             cancel: watch::channel(false).0,
         };
@@ -207,6 +252,26 @@ impl NodeJobs {
         self.active().filter(|(_, j)| j.request.node == node).map(|(id, j)| (id.clone(), j.dir.clone())).collect()
     }
 
+    /// The nodes where programs run now (their live statistics come with each sample).
+    pub fn running_nodes(&self) -> BTreeSet<String> {
+        let running = self.jobs.values().filter(|j| j.state == NodeJobState::Running);
+        running.map(|j| j.request.node.clone()).collect()
+    }
+
+    /// Keeps the lines of live statistics a node's sample read, of the jobs not yet ended.
+    pub fn record_stats(&mut self, lines: BTreeMap<NodeJobId, StatLine>) {
+        for (id, line) in lines {
+            if let Some(job) = self.jobs.get_mut(&id).filter(|j| !j.state.is_final()) {
+                job.samples.push(line);
+            }
+        }
+    }
+
+    /// Job `id`'s samples from number `from` on.
+    pub fn stats(&self, id: &NodeJobId, from: u64) -> Result<Vec<StatLine>, JobError> {
+        Ok(self.get(id)?.samples.from(from))
+    }
+
     /// Bytes the pool still owes jobs that have not joined it yet, and how many active jobs
     /// are not pool clients (both for the cluster's report).
     pub fn outside_pool(&self, pool: &Status) -> (u64, u32) {
@@ -258,4 +323,50 @@ pub const OUTPUTS: &str = "outputs.tar";
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(t_ms: u64) -> StatLine {
+        StatLine {
+            t_ms,
+            resident_bytes: 0,
+            local_budget_bytes: 1,
+            faults: t_ms,
+            bytes_fetched: 0,
+            bytes_written_back: 0,
+            servers: Vec::new(),
+        }
+    }
+
+    fn times(lines: &[StatLine]) -> Vec<u64> {
+        lines.iter().map(|l| l.t_ms).collect()
+    }
+
+    #[test]
+    fn a_line_read_again_is_kept_once_and_numbers_count_from_the_first() {
+        let mut samples = Samples::default();
+        for t in [0, 500, 500, 1000, 1000, 1500] {
+            samples.push(line(t));
+        }
+        assert_eq!(times(&samples.from(0)), [0, 500, 1000, 1500]);
+        assert_eq!(times(&samples.from(2)), [1000, 1500]);
+        assert!(samples.from(4).is_empty() && samples.from(99).is_empty());
+        // A second program in the same job starts its clock again.
+        samples.push(line(0));
+        assert_eq!(times(&samples.from(4)), [0]);
+    }
+
+    #[test]
+    fn only_the_newest_samples_are_kept_and_their_numbers_stay() {
+        let mut samples = Samples::default();
+        for t in 0..MAX_SAMPLES as u64 + 10 {
+            samples.push(line(t));
+        }
+        assert_eq!(samples.from(0).len(), MAX_SAMPLES);
+        assert_eq!(samples.from(0)[0].t_ms, 10);
+        assert_eq!(times(&samples.from(MAX_SAMPLES as u64 + 8)), [MAX_SAMPLES as u64 + 8, MAX_SAMPLES as u64 + 9]);
+    }
 }

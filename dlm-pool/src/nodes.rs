@@ -3,13 +3,15 @@
 //! the manager's jobs there reserve.
 //!
 //! A sample is the node's `/proc/meminfo` and `/proc/loadavg`, its CPU count, and the resident
-//! size of each of the manager's jobs there. The smoothed figure is the memory *not used by
+//! size of each of the manager's jobs there, with the last line of each job's live statistics
+//! (`DLM_STATS_LIVE`, which the runner points at the job's directory). The smoothed figure is the memory *not used by
 //! those jobs* (MemFree plus their resident bytes, and the same with Inactive): a job's own
 //! growth then moves nothing, while what it reserves (its whole budget) is taken off at once,
 //! so two jobs placed a second apart cannot both count the same free memory.
 
 use crate::conf::ConfLine;
-use crate::proto::{NodeJobId, NodeReport};
+use crate::jobs::LIVE_STATS;
+use crate::proto::{NodeJobId, NodeReport, StatLine};
 use crate::state::Ewma;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +25,8 @@ pub struct NodeSample {
     pub cpus: u32,
     /// Resident bytes of the manager's running jobs there.
     pub job_rss_bytes: BTreeMap<NodeJobId, u64>,
+    /// The last line of each job's live statistics, for the DLM programs among them.
+    pub job_stats: BTreeMap<NodeJobId, StatLine>,
 }
 
 /// What a job running on a node holds there, for the accounting.
@@ -72,17 +76,14 @@ impl Nodes {
         Nodes { nodes }
     }
 
-    pub fn hosts(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|n| n.host.as_str())
-    }
-
     pub fn contains(&self, host: &str) -> bool {
         self.nodes.iter().any(|n| n.host == host)
     }
 
-    /// Whether any node's sample is older than `age` (or missing): then a report samples first.
-    pub fn stale(&self, now: Instant, age: Duration) -> bool {
-        self.nodes.iter().any(|n| n.sampled.is_none_or(|t| now.duration_since(t) >= age))
+    /// The nodes whose sample is older than `age` (or missing): a report samples them first.
+    pub fn stale(&self, now: Instant, age: Duration) -> Vec<String> {
+        let old = |n: &&Node| n.sampled.is_none_or(|t| now.duration_since(t) >= age);
+        self.nodes.iter().filter(old).map(|n| n.host.clone()).collect()
     }
 
     /// Folds in a node's sample, or notes why it could not be taken.
@@ -140,16 +141,26 @@ fn node_report(node: &Node, reservations: &[Reservation], now: Instant) -> NodeR
 }
 
 /// The shell line that samples a node: its memory, load and CPUs, then `JOB RSS_KB` for each
-/// job directory given (its `pid` file names the program's process).
+/// job directory given (its `pid` file names the program's process), then `JOB LINE` with the
+/// last line of each one's live statistics. A job with neither (not started yet, or not a DLM
+/// program) prints nothing and fails nothing.
 pub fn probe_line(jobs: &[(NodeJobId, String)]) -> String {
     let mut line = String::from("cat /proc/meminfo && echo @loadavg && cat /proc/loadavg && echo @cpus && nproc");
     line.push_str(" && echo @jobs");
-    for (id, dir) in jobs {
-        let dir = crate::remote::shell_quote(dir);
+    let quoted: Vec<(&NodeJobId, String)> =
+        jobs.iter().map(|(id, dir)| (id, crate::remote::shell_quote(dir))).collect();
+    for (id, dir) in &quoted {
         line.push_str(&format!(
             "; p=$(cat {dir}/pid 2>/dev/null) && echo {id} $(awk '/^VmRSS:/ {{ print $2 }}' /proc/$p/status 2>/dev/null)"
         ));
     }
+    line.push_str("; echo @stats");
+    for (id, dir) in &quoted {
+        line.push_str(&format!(
+            "; l=$(tail -n 1 {dir}/{LIVE_STATS} 2>/dev/null) && [ -n \"$l\" ] && printf '%s %s\\n' {id} \"$l\""
+        ));
+    }
+    line.push_str("; true");
     line
 }
 
@@ -179,12 +190,21 @@ pub fn parse_probe(text: &str) -> Result<NodeSample, String> {
             Some((NodeJobId(id.to_string()), kib * 1024))
         })
         .collect();
+    // A line cut short or not written by DLM is skipped: the next sample has the next one.
+    let job_stats = section("stats")
+        .iter()
+        .filter_map(|l| {
+            let (id, line) = l.split_once(' ')?;
+            Some((NodeJobId(id.to_string()), serde_json::from_str(line).ok()?))
+        })
+        .collect();
     Ok(NodeSample {
         mem_free_bytes: kib("MemFree")? * 1024,
         inactive_bytes: kib("Inactive")? * 1024,
         loadavg,
         cpus,
         job_rss_bytes,
+        job_stats,
     })
 }
 
@@ -212,6 +232,19 @@ mod tests {
             loadavg: [0.5, 0.25, 0.1],
             cpus: 2,
             job_rss_bytes: jobs.iter().map(|(id, mib)| (NodeJobId(id.to_string()), mib * M)).collect(),
+            job_stats: BTreeMap::new(),
+        }
+    }
+
+    fn stat_line(t_ms: u64, fetched: u64) -> StatLine {
+        StatLine {
+            t_ms,
+            resident_bytes: 3 * M,
+            local_budget_bytes: 4 * M,
+            faults: 10,
+            bytes_fetched: fetched,
+            bytes_written_back: M,
+            servers: vec![crate::proto::HeldBytes { host: "mem1".into(), bytes: 8 * M }],
         }
     }
 
@@ -225,6 +258,33 @@ mod tests {
         let parsed = parse_probe(&out).unwrap();
         assert_eq!(parsed, sample(1000, 500, &[("ab12", 3)]));
         assert!(parse_probe("MemFree: 1 kB\n@loadavg\nbusy\n@cpus\n2\n").unwrap_err().contains("/proc/loadavg"));
+    }
+
+    #[test]
+    fn parses_the_jobs_last_statistics_lines_and_skips_broken_ones() {
+        let line = serde_json::to_string(&stat_line(1500, 7 * M)).unwrap();
+        let out = format!("{}@stats\nab12 {line}\ncd34 {{\"t_ms\": 3, \"resid\ncd56\n", sample_output());
+        let parsed = parse_probe(&out).unwrap();
+        assert_eq!(parsed.job_stats.len(), 1, "{:?}", parsed.job_stats);
+        assert_eq!(parsed.job_stats[&NodeJobId("ab12".into())], stat_line(1500, 7 * M));
+        assert_eq!(parsed.job_rss_bytes.len(), 1);
+    }
+
+    #[test]
+    fn the_probe_reads_each_jobs_last_statistics_line_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, last) = (stat_line(500, M), stat_line(1000, 2 * M));
+        let text = format!("{}\n{}\n", serde_json::to_string(&first).unwrap(), serde_json::to_string(&last).unwrap());
+        std::fs::write(dir.path().join(LIVE_STATS), text).unwrap();
+        let jobs = [
+            (NodeJobId("new".into()), "/nonexistent".to_string()),
+            (NodeJobId("live".into()), dir.path().display().to_string()),
+            (NodeJobId("plain".into()), "/nonexistent".to_string()),
+        ];
+        let out = crate::remote::on_host("localhost", &probe_line(&jobs)).output().unwrap();
+        assert!(out.status.success(), "jobs with no files fail nothing: {out:?}");
+        let parsed = parse_probe(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        assert_eq!(parsed.job_stats.into_iter().collect::<Vec<_>>(), [(NodeJobId("live".into()), last)]);
     }
 
     fn sample_output() -> String {
@@ -274,10 +334,10 @@ mod tests {
     fn an_unsampled_or_failing_node_offers_nothing() {
         let now = Instant::now();
         let mut n = nodes(800);
-        assert!(n.stale(now, Duration::from_secs(1)));
+        assert_eq!(n.stale(now, Duration::from_secs(1)), ["n1"]);
         assert_eq!(n.report(&[], now)[0].free_bytes, 0);
         n.record("n1", Ok(sample(1000, 0, &[])), now);
-        assert!(!n.stale(now, Duration::from_secs(1)));
+        assert!(n.stale(now, Duration::from_secs(1)).is_empty());
         n.record("n1", Err("unreachable".into()), now);
         let r = n.report(&[], now)[0].clone();
         assert_eq!((r.free_bytes, r.error.as_deref()), (0, Some("unreachable")));

@@ -449,3 +449,30 @@ pub struct ClusterReport {
     /// DLM clients: the pool's and the manager's jobs not in it.
     pub clients: u32,
 }
+
+/// One line of a running DLM program's live statistics, as its runtime writes it every half
+/// second to `DLM_STATS_LIVE` (the cluster's manager points that at `stats.jsonl` in the job's
+/// directory) and as `GET /v1/jobs/{id}/stats` lists them. The runtime writes this very type,
+/// so both ends agree; DLM-WAN's `StatSample` has the same fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatLine {
+    /// Milliseconds since the program's runtime started.
+    pub t_ms: u64,
+    /// Bytes of DLM pages resident in the program, and its local budget.
+    pub resident_bytes: u64,
+    pub local_budget_bytes: u64,
+    /// Counters since the start.
+    pub faults: u64,
+    pub bytes_fetched: u64,
+    pub bytes_written_back: u64,
+    /// Bytes of the program's pages each memory server holds, by host (servers on one host
+    /// summed), in the order the program met them.
+    pub servers: Vec<HeldBytes>,
+}
+
+/// Bytes of a program's pages on the memory servers of one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBytes {
+    pub host: String,
+    pub bytes: u64,
+}

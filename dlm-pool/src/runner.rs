@@ -1,7 +1,8 @@
 //! Runs one of the manager's jobs on its compute node, step after step, each a shell line on
 //! the node through the remote shell (`remote`): unpack its files into its directory, build it
-//! (dlmcc), run it with its streams coming back here, read its exit status and the outputs it
-//! wrote, remove its directory. The job's record (`jobs`) follows every step.
+//! (dlmcc), run it with its streams coming back here, read its exit status, the last line of
+//! its live statistics and the outputs it wrote, remove its directory. The job's record
+//! (`jobs`) follows every step.
 //!
 //! The running program is tied to this manager by its standard input: the line on the node
 //! waits for the program and, beside it, reads the remote shell's input; that read ends when
@@ -9,8 +10,8 @@
 //! program is then ended. So neither a cancel nor a dead manager leaves a program behind, with
 //! ssh as with any other remote shell, and nothing of DLM's runs on the node between jobs.
 
-use crate::jobs::{NodeJobs, OUTPUTS, STDERR, STDOUT};
-use crate::proto::{NodeJobId, NodeJobState};
+use crate::jobs::{NodeJobs, LIVE_STATS, OUTPUTS, STDERR, STDOUT};
+use crate::proto::{NodeJobId, NodeJobState, StatLine};
 use crate::remote::{command_line, on_host, shell_quote};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -104,7 +105,12 @@ async fn steps(jobs: &Mutex<NodeJobs>, plan: &Plan, files: Vec<u8>, cancel: &mut
     set_state(jobs, &plan.id, NodeJobState::Collecting);
     let cancelled = *cancel.borrow();
     let status = match exit_status_and_missing(plan).await {
-        Ok(found) => found,
+        Ok((code, missing, last_stats)) => {
+            if let Some(line) = last_stats {
+                record_stats(jobs, &plan.id, line);
+            }
+            (code, missing)
+        }
         Err(e) if cancelled => return Outcome::Cancelled(format!("cancelled ({e})")),
         Err(e) => {
             let how = ran.map_or_else(|_| String::new(), |r| format!(" (the remote shell {})", describe(r.status)));
@@ -158,9 +164,13 @@ fn clean_env(plan: &Plan) -> String {
     format!("env -i {login} {}", command_line(&plan.env))
 }
 
-/// Reads `exit` and which outputs are missing: `(status, missing)`.
-async fn exit_status_and_missing(plan: &Plan) -> Result<(i32, Vec<String>), String> {
-    let mut line = format!("cd {} && cat exit && echo @missing", shell_quote(&plan.dir));
+/// Reads `exit`, the last line of the live statistics (the one written at shutdown, which the
+/// node's samples may have missed) and which outputs are missing: `(status, missing, line)`.
+async fn exit_status_and_missing(plan: &Plan) -> Result<(i32, Vec<String>, Option<StatLine>), String> {
+    let mut line = format!(
+        "cd {} && cat exit && echo @stats && {{ tail -n 1 {LIVE_STATS} 2>/dev/null; true; }} && echo @missing",
+        shell_quote(&plan.dir)
+    );
     for output in &plan.outputs {
         let name = shell_quote(output);
         line.push_str(&format!(" && {{ [ -f {name} ] || echo {name}; }}"));
@@ -170,9 +180,11 @@ async fn exit_status_and_missing(plan: &Plan) -> Result<(i32, Vec<String>), Stri
         return Err(format!("no exit status was left ({})", describe(ran.status)));
     }
     let text = String::from_utf8_lossy(&ran.stdout);
-    let (code, missing) = text.split_once("@missing").ok_or("its status is unreadable")?;
+    let (code, rest) = text.split_once("@stats").ok_or("its status is unreadable")?;
+    let (stats, missing) = rest.split_once("@missing").ok_or("its status is unreadable")?;
     let code = code.trim().parse().map_err(|_| format!("its status reads `{}`", code.trim()))?;
-    Ok((code, missing.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()))
+    let last_stats = serde_json::from_str(stats.trim()).ok();
+    Ok((code, missing.lines().filter(|l| !l.is_empty()).map(str::to_string).collect(), last_stats))
 }
 
 /// Fetches the outputs the program wrote, as one tar archive, into the spool.
@@ -198,6 +210,11 @@ async fn remove_directory(plan: &Plan) -> Result<(), String> {
     } else {
         Err(describe(ran.status))
     }
+}
+
+fn record_stats(jobs: &Mutex<NodeJobs>, id: &NodeJobId, line: StatLine) {
+    let mut table = jobs.lock().unwrap_or_else(|p| p.into_inner());
+    table.record_stats([(id.clone(), line)].into());
 }
 
 fn set_state(jobs: &Mutex<NodeJobs>, id: &NodeJobId, state: NodeJobState) {

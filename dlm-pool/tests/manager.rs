@@ -10,8 +10,8 @@ use dlm_pool::api::{Manager, ManagerConfig};
 use dlm_pool::client::{munge_credential, Address, Auth, ClientError, PoolClient};
 use dlm_pool::conf::PoolConf;
 use dlm_pool::proto::{
-    ClusterReport, HeldClient, HostSample, JoinRequest, NodeJobId, NodeJobState, NodeJobStatus, Phase, RegisterRequest,
-    Report, RunRequest, ServerId, ServerState,
+    ClusterReport, HeldBytes, HeldClient, HostSample, JoinRequest, NodeJobId, NodeJobState, NodeJobStatus, Phase,
+    RegisterRequest, Report, RunRequest, ServerId, ServerState, StatLine,
 };
 use dlm_pool::state::Timing;
 use std::net::SocketAddr;
@@ -524,4 +524,52 @@ fn a_cancelled_job_ends_with_every_process_it_started() {
         assert!(Instant::now() < gone, "the job's child {child} outlived the cancel: {stat}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn stat_line(t_ms: u64) -> StatLine {
+    StatLine {
+        t_ms,
+        resident_bytes: t_ms << 10,
+        local_budget_bytes: 64 << 20,
+        faults: t_ms / 10,
+        bytes_fetched: t_ms << 12,
+        bytes_written_back: t_ms << 11,
+        servers: vec![HeldBytes { host: "mem1".into(), bytes: t_ms << 13 }],
+    }
+}
+
+#[test]
+fn a_jobs_live_statistics_are_sampled_while_it_runs_and_served_with_its_last_line() {
+    let dir = open_dir();
+    let running = Running::start(dir.path(), "compute localhost 1G\n");
+    let client = running.local();
+    // What the runtime would write to DLM_STATS_LIVE: a line, another 2 s later, a last one as
+    // it exits. Nobody asks for the cluster's report: the monitor samples the node.
+    let line = |t| serde_json::to_string(&stat_line(t)).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \"$DLM_STATS_LIVE\" in /tmp/dlm-job-*/stats.jsonl) ;; *) exit 9 ;; esac\n\
+         echo '{}' >>\"$DLM_STATS_LIVE\"\nsleep 2\necho '{}' >>\"$DLM_STATS_LIVE\"\nsleep 2\n\
+         echo '{}' >>\"$DLM_STATS_LIVE\"\n",
+        line(500),
+        line(1000),
+        line(1500)
+    );
+    let id = start_job(&client, dir.path(), &script, &[]);
+    let stats =
+        |from: u64| -> Vec<StatLine> { call(&client, "GET", &format!("/v1/jobs/{id}/stats?from={from}"), None) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stats(0).len() < 2 {
+        let status: NodeJobStatus = call(&client, "GET", &format!("/v1/jobs/{id}"), None);
+        assert!(!status.state.is_final() && Instant::now() < deadline, "{status:?}; samples: {:?}", stats(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stats(0), [stat_line(500), stat_line(1000)], "each line once, in order");
+    let status = wait_final(&client, &id);
+    assert_eq!((status.state, status.exit_code), (NodeJobState::Done, Some(0)), "{status:?}");
+    // The line written as it exited is read when it has ended.
+    assert_eq!(stats(0), [stat_line(500), stat_line(1000), stat_line(1500)]);
+    assert_eq!(stats(1), [stat_line(1000), stat_line(1500)]);
+    assert!(stats(3).is_empty());
+    let (code, _) = refused(client.check(&client.send("GET", "/v1/jobs/nosuch/stats", None, &Auth::Auto).unwrap()));
+    assert_eq!(code, 404);
 }

@@ -48,11 +48,11 @@ Each folder is one concern, and dependencies run one way:
 - `pager`: the thread that serves faults and keeps the budget (fetch, evict, staging, holds).
 - `heap`: the layout and accounting of the DLM range (big blocks, the small-block arena).
 - `runtime`: DLM's state in this process: start (named steps), shutdown, holds in user-only
-  mode, allocation within the limit.
+  mode, allocation within the limit, the live statistics' writer thread (`DLM_STATS_LIVE`).
 - `abi`: the C ABI (`include/dlm.h`), rewritten code's hooks, allocation routing by address,
   the small-block heap (mimalloc), the interposed C functions.
 - `api`: the Rust API ([`DlmBox`], [`DlmVec`], `#[dlm]` statics, [`read_exact`], [`write_all`]).
-- `error` the typed errors, `stats` the counters and [`Stats`], `probe` the pager's kernel
+- `error` the typed errors, `stats` the counters, [`Stats`] and the live line, `probe` the pager's kernel
   features tried on a small range (for `dlm doctor`); `bench` (feature `bench`) the
   benchmark's raw fault-path ceiling.
 */

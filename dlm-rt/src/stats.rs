@@ -1,8 +1,11 @@
 //! Paging counters, shared between the pager thread (which writes them) and the program, and
-//! the [`Stats`] snapshot the API returns and prints. A leaf: it imports nothing of the crate.
+//! the [`Stats`] snapshot the API returns and prints, and the live line written with
+//! `DLM_STATS_LIVE` ([`live_line`]). A leaf: it imports nothing of the crate.
 
+use dlm_pool::proto::{HeldBytes, StatLine};
 use dlm_units::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// Small blocks of rewritten code that came from the C library while DLM ran (the limit was
 /// reached, or mimalloc refused the arena). Counted by the small-block heap, process-wide.
@@ -28,6 +31,90 @@ pub struct Counters {
     pub blocks_fetched: AtomicU64,
     pub io_holds: AtomicU64,
     pub small_heap_bytes: AtomicU64,
+    /// Bytes of the program's pages each memory server holds.
+    pub held: ServerHeld,
+}
+
+/// The most memory servers whose held bytes are counted: the ones a program starts with and
+/// those a pool adds while pages move off draining servers. Servers past it are not shown.
+pub const MAX_SERVERS_SHOWN: usize = 1024;
+
+/// Bytes of the program's pages each memory server holds (its slots in use), by the pager's
+/// server number, with each server's host. The pager updates them where it takes and gives
+/// back server slots (relaxed atomics: a reader sees each count, not a snapshot of all).
+pub struct ServerHeld {
+    servers: Box<[Held]>,
+}
+
+#[derive(Default)]
+struct Held {
+    host: OnceLock<Box<str>>,
+    bytes: AtomicU64,
+}
+
+impl Default for ServerHeld {
+    fn default() -> Self {
+        ServerHeld { servers: (0..MAX_SERVERS_SHOWN).map(|_| Held::default()).collect() }
+    }
+}
+
+impl ServerHeld {
+    /// Names server `server`'s host (once: a server number is never reused).
+    pub fn name(&self, server: usize, host: &str) {
+        if let Some(held) = self.servers.get(server) {
+            let _ = held.host.set(host.into());
+        }
+    }
+
+    /// Server `server` holds `bytes` more.
+    pub fn add(&self, server: usize, bytes: u64) {
+        if let Some(held) = self.servers.get(server) {
+            held.bytes.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    /// Server `server` holds `bytes` less.
+    pub fn sub(&self, server: usize, bytes: u64) {
+        if let Some(held) = self.servers.get(server) {
+            held.bytes.fetch_sub(bytes, Relaxed);
+        }
+    }
+
+    /// What server `server` holds now.
+    pub fn bytes(&self, server: usize) -> u64 {
+        self.servers.get(server).map_or(0, |held| held.bytes.load(Relaxed))
+    }
+
+    /// The named servers' bytes by host (servers on one host summed), in server order.
+    pub fn by_host(&self) -> Vec<HeldBytes> {
+        let mut hosts: Vec<HeldBytes> = Vec::new();
+        for held in self.servers.iter() {
+            let Some(host) = held.host.get() else { continue };
+            let bytes = held.bytes.load(Relaxed);
+            match hosts.iter_mut().find(|h| *h.host == **host) {
+                Some(known) => known.bytes += bytes,
+                None => hosts.push(HeldBytes { host: host.to_string(), bytes }),
+            }
+        }
+        hosts
+    }
+}
+
+/// The line written every half second with `DLM_STATS_LIVE`: `t_ms` since the runtime started,
+/// the counters, and what each server host holds; one JSON object and a newline.
+pub fn live_line(counters: &Counters, local_budget_bytes: u64, t_ms: u64) -> String {
+    let line = StatLine {
+        t_ms,
+        resident_bytes: counters.resident_bytes.load(Relaxed),
+        local_budget_bytes,
+        faults: counters.faults.load(Relaxed),
+        bytes_fetched: counters.bytes_fetched.load(Relaxed),
+        bytes_written_back: counters.bytes_written_back.load(Relaxed),
+        servers: counters.held.by_host(),
+    };
+    let mut text = serde_json::to_string(&line).expect("a StatLine always serializes");
+    text.push('\n');
+    text
 }
 
 impl Counters {
@@ -165,5 +252,44 @@ impl Stats {
             self.small_heap_bytes,
             self.small_blocks_in_libc,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_line_is_one_json_object_with_every_field() {
+        let counters = Counters::default();
+        Counters::add(&counters.faults, 7);
+        Counters::add(&counters.bytes_fetched, 3 << 20);
+        Counters::add(&counters.bytes_written_back, 1 << 20);
+        counters.set_resident(2 << 20);
+        counters.held.name(0, "mem1");
+        counters.held.name(1, "mem2");
+        counters.held.name(2, "mem1");
+        counters.held.add(0, 4096);
+        counters.held.add(1, 8192);
+        counters.held.add(2, 4096);
+        counters.held.sub(1, 4096);
+        let line = live_line(&counters, 64 << 20, 1500);
+        assert_eq!(
+            line,
+            "{\"t_ms\":1500,\"resident_bytes\":2097152,\"local_budget_bytes\":67108864,\"faults\":7,\
+             \"bytes_fetched\":3145728,\"bytes_written_back\":1048576,\
+             \"servers\":[{\"host\":\"mem1\",\"bytes\":8192},{\"host\":\"mem2\",\"bytes\":4096}]}\n"
+        );
+        let parsed: StatLine = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed.servers.len(), 2);
+    }
+
+    #[test]
+    fn servers_past_the_last_shown_are_ignored() {
+        let held = ServerHeld::default();
+        held.name(MAX_SERVERS_SHOWN, "far");
+        held.add(MAX_SERVERS_SHOWN, 1);
+        assert_eq!(held.bytes(MAX_SERVERS_SHOWN), 0);
+        assert!(held.by_host().is_empty());
     }
 }

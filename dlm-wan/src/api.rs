@@ -8,8 +8,9 @@
 //!   cluster could ever hold fails at once. Each placement asks that cluster for a fresh
 //!   report before the next decision (its manager has reserved the job's memory by then).
 //! - A **follower** per placed job sends its files, then polls its cluster's manager: it
-//!   copies the job's streams here as they grow, and its outputs when it ends. A cluster that
-//!   stops answering for [`LOST_AFTER`] fails its jobs, naming it.
+//!   copies the job's streams here as they grow, and its new samples of live statistics
+//!   (kept in memory for the job, and in its spool's `stats.jsonl`), and its outputs when it
+//!   ends. A cluster that stops answering for [`LOST_AFTER`] fails its jobs, naming it.
 //!
 //! | method and path                 | body → reply                              |
 //! |---------------------------------|-------------------------------------------|
@@ -18,6 +19,7 @@
 //! | `GET /v1/jobs`                  | → `[JobStatus]` (the caller's; root: all) |
 //! | `GET /v1/jobs/{id}`             | → `JobStatus`                             |
 //! | `GET /v1/jobs/{id}/stdout`, `/stderr` | `?offset=N` → the bytes from N      |
+//! | `GET /v1/jobs/{id}/stats`       | → `JobStats` (its live statistics so far) |
 //! | `GET /v1/jobs/{id}/outputs`     | → a tar of its outputs (once ended)       |
 //! | `POST /v1/jobs/{id}/cancel`     | → `JobStatus`                             |
 //! | `POST /v1/admin/down`           | `DownRequest` → 204, then it exits        |
@@ -27,9 +29,10 @@ use crate::hostconf::HostConf;
 use crate::lan::{Lan, Stream};
 use crate::policy::{Chosen, Decision};
 use crate::proto::{
-    DownRequest, ErrorBody, JobId, JobSpec, JobState, JobStatus, Placement, Program, Through, WanStatus,
+    DownRequest, ErrorBody, JobId, JobSpec, JobState, JobStats, JobStatus, Placement, Program, StatSample, Through,
+    WanStatus,
 };
-use crate::state::{self, Job, Owner, Wan, BUNDLE, OUTPUTS};
+use crate::state::{self, Job, Owner, Samples, Wan, BUNDLE, OUTPUTS, STATS};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -305,6 +308,8 @@ async fn follow(shared: AppState, id: JobId, cluster: usize, remote: NodeJobId) 
             Ok(status) => {
                 silent_since = None;
                 copy_logs(&lan, &remote, &spool).await;
+                // After the status: a final job's last sample is there by then.
+                copy_stats(&shared, id, &lan, &remote, &spool).await;
                 if status.state.is_final() {
                     end(&shared, id, &lan, &remote, &name, status, &spool).await;
                     return;
@@ -362,6 +367,29 @@ async fn copy_logs(lan: &Lan, remote: &NodeJobId, spool: &std::path::Path) {
     }
 }
 
+/// Copies the job's samples of live statistics that its cluster has beyond those here, into
+/// its record and its spool's `stats.jsonl`. A cluster that cannot say (an older manager)
+/// leaves the job without any.
+async fn copy_stats(shared: &Shared, id: JobId, lan: &Lan, remote: &NodeJobId, spool: &std::path::Path) {
+    let Some(from) = lock(shared).jobs.get(&id).map(|j| j.stats.taken) else { return };
+    let Ok(lines) = lan.stats(remote, from).await else { return };
+    if lines.is_empty() {
+        return;
+    }
+    let samples: Vec<StatSample> = lines.into_iter().map(StatSample::from).collect();
+    let mut text = String::new();
+    for sample in &samples {
+        text += &serde_json::to_string(sample).unwrap_or_default();
+        text.push('\n');
+    }
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(spool.join(STATS));
+    let _ = file.and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Some(job) = lock(shared).jobs.get_mut(&id) {
+        job.stats.add(samples);
+    }
+}
+
 /// A job ended on its cluster: its outputs come here, its record there goes.
 async fn end(
     shared: &Shared,
@@ -407,6 +435,7 @@ fn router(shared: AppState) -> Router {
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/stdout", get(stdout))
         .route("/v1/jobs/{id}/stderr", get(stderr))
+        .route("/v1/jobs/{id}/stats", get(stats))
         .route("/v1/jobs/{id}/outputs", get(outputs))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/admin/down", post(down))
@@ -541,6 +570,7 @@ fn new_job(owner: Owner, run_as: String, spec: JobSpec, spool: PathBuf) -> Job {
         ended: None,
         spool,
         cancel_asked: false,
+        stats: Samples::default(),
     }
 }
 
@@ -601,6 +631,18 @@ fn log_from(shared: &Shared, caller: &Caller, id: JobId, stream: Stream, offset:
     };
     let bytes = std::fs::read(path).unwrap_or_default();
     Ok(bytes.get(offset as usize..).unwrap_or_default().to_vec())
+}
+
+/// A job's live statistics so far (none before its program's first sample, or for a program
+/// that is not a DLM program).
+async fn stats(
+    State(shared): State<AppState>,
+    Who(caller): Who,
+    Path(id): Path<u64>,
+) -> Result<Json<JobStats>, ApiError> {
+    let wan = lock(&shared);
+    visible(&wan, &caller, JobId(id))?;
+    Ok(Json(JobStats { samples: wan.jobs[&JobId(id)].stats.kept.clone() }))
 }
 
 async fn outputs(State(shared): State<AppState>, Who(caller): Who, Path(id): Path<u64>) -> Result<Vec<u8>, ApiError> {

@@ -1,9 +1,9 @@
 //! The WAN manager's calls to a cluster's manager (a DLM pool manager, `dlm_pool::api`): its
-//! report, and the jobs it runs for DLM-WAN. Each call is the pool's blocking client, run on
+//! report, and the jobs it runs for DLM-WAN (their state, streams, live statistics, outputs). Each call is the pool's blocking client, run on
 //! tokio's blocking threads so that a slow cluster holds up only its own call.
 
 use dlm_pool::client::{Address, Auth, ClientError, PoolClient};
-use dlm_pool::proto::{ClusterReport, NodeJobId, NodeJobStatus, RunRequest};
+use dlm_pool::proto::{ClusterReport, NodeJobId, NodeJobStatus, RunRequest, StatLine};
 use serde::de::DeserializeOwned;
 
 /// One cluster's manager.
@@ -54,6 +54,11 @@ impl Lan {
     /// The stream's bytes from `offset` to what the cluster has so far.
     pub async fn log(&self, id: &NodeJobId, stream: Stream, offset: u64) -> Result<Vec<u8>, ClientError> {
         self.bytes("GET", format!("/v1/jobs/{id}/{}?offset={offset}", stream.name()), None).await
+    }
+
+    /// The job's samples of live statistics, from number `from` (counted from its first) on.
+    pub async fn stats(&self, id: &NodeJobId, from: u64) -> Result<Vec<StatLine>, ClientError> {
+        self.json("GET", format!("/v1/jobs/{id}/stats?from={from}"), None).await
     }
 
     pub async fn outputs(&self, id: &NodeJobId) -> Result<Vec<u8>, ClientError> {

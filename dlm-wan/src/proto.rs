@@ -264,8 +264,23 @@ pub struct ServerHeld {
     pub bytes: u64,
 }
 
+impl From<dlm_pool::proto::StatLine> for StatSample {
+    fn from(line: dlm_pool::proto::StatLine) -> Self {
+        StatSample {
+            t_ms: line.t_ms,
+            resident_bytes: line.resident_bytes,
+            local_budget_bytes: line.local_budget_bytes,
+            faults: line.faults,
+            bytes_fetched: line.bytes_fetched,
+            bytes_written_back: line.bytes_written_back,
+            servers: line.servers.into_iter().map(|s| ServerHeld { host: s.host, bytes: s.bytes }).collect(),
+        }
+    }
+}
+
 /// `GET /v1/jobs/{id}/stats`: the samples so far, oldest first (none for a program that is
-/// not a DLM program, or before its first).
+/// not a DLM program, or before its first). A long job's older samples are thinned out (every
+/// other one goes each time the WAN manager holds too many); its spool keeps them all.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct JobStats {
     pub samples: Vec<StatSample>,

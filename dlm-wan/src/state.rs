@@ -5,6 +5,7 @@ use crate::hostconf::{ClusterLine, HostConf};
 use crate::policy::{self, ClusterView, Decision, NodeView};
 use crate::proto::{
     ClusterStatus, JobId, JobSpec, JobState, JobStatus, NodeStatus, Place, Placement, Program, Reach, ServerSummary,
+    StatSample,
 };
 use dlm_pool::proto::{ClusterReport, NodeJobId};
 use std::collections::{BTreeMap, VecDeque};
@@ -49,11 +50,45 @@ pub struct Job {
     pub spool: PathBuf,
     /// Set by a cancel the follower has not passed on yet.
     pub cancel_asked: bool,
+    /// Its live statistics, as its follower copied them from its cluster.
+    pub stats: Samples,
+}
+
+/// The most samples of live statistics a job keeps in memory (at about one a second, an hour
+/// of full detail): past it, every other one goes, so a long job keeps its whole run at a
+/// coarser step. The spool's `stats.jsonl` keeps every one.
+pub const MAX_SAMPLES: usize = 3600;
+
+/// A job's samples of live statistics.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    /// Oldest first.
+    pub kept: Vec<StatSample>,
+    /// How many its cluster has given so far: the number of the next one to ask for.
+    pub taken: u64,
+}
+
+impl Samples {
+    /// Keeps the samples just copied from the cluster (thinning the older ones if need be).
+    pub fn add(&mut self, samples: Vec<StatSample>) {
+        self.taken += samples.len() as u64;
+        self.kept.extend(samples);
+        if self.kept.len() > MAX_SAMPLES {
+            let last = self.kept.len() - 1;
+            let mut index = 0;
+            self.kept.retain(|_| {
+                index += 1;
+                index % 2 == 1 || index - 1 == last
+            });
+        }
+    }
 }
 
 /// The spool's file names for a job.
 pub const BUNDLE: &str = "bundle.tar";
 pub const OUTPUTS: &str = "outputs.tar";
+/// Its live statistics, one JSON `StatSample` a line.
+pub const STATS: &str = "stats.jsonl";
 
 /// Everything the WAN manager knows.
 #[derive(Debug)]
@@ -297,4 +332,35 @@ pub fn command_of(spec: &JobSpec) -> Vec<String> {
 
 pub fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t_ms: u64) -> StatSample {
+        StatSample {
+            t_ms,
+            resident_bytes: 0,
+            local_budget_bytes: 0,
+            faults: 0,
+            bytes_fetched: t_ms,
+            bytes_written_back: 0,
+            servers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn samples_count_what_was_taken_and_a_long_run_is_thinned_keeping_both_ends() {
+        let mut samples = Samples::default();
+        samples.add((0..3).map(sample).collect());
+        samples.add(Vec::new());
+        assert_eq!((samples.kept.len(), samples.taken), (3, 3));
+        samples.add((3..MAX_SAMPLES as u64 + 1).map(sample).collect());
+        assert_eq!(samples.taken, MAX_SAMPLES as u64 + 1);
+        assert_eq!(samples.kept.len(), MAX_SAMPLES / 2 + 1);
+        let times: Vec<u64> = samples.kept.iter().map(|s| s.t_ms).collect();
+        assert_eq!((times[0], times[1], *times.last().unwrap()), (0, 2, MAX_SAMPLES as u64));
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
 }

@@ -139,3 +139,39 @@ fn fetch_granularity_follows_the_access() {
     assert!(random[1] > 10_000, "random reads did not fetch single blocks: {random:?}");
     assert!(random[2] < 20_000 * 4096 + 64 * page, "random reads fetched {} bytes", random[2]);
 }
+
+/// `DLM_STATS_LIVE`: a paging program's live statistics, one JSON line every half second and a
+/// last one at shutdown, as a cluster's manager reads them for DLM-WAN's live view.
+#[test]
+fn live_statistics_are_written_while_the_program_pages() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("stats.jsonl");
+    // 256 MiB through 96 MiB: a few seconds of paging to the one server spawned here.
+    let mut cmd = Command::new(rust_example("bigsweep"));
+    cmd.arg("256").env("DLM_LOCAL_MEM", "96M").env("DLM_STATS_LIVE", &live);
+    let started = std::time::Instant::now();
+    let out = run(&mut cmd, LIMIT);
+    let took = started.elapsed();
+    out.assert_success();
+    assert!(out.stdout.contains("mismatches: 0 stale: 0"), "{}", out.stdout);
+    let text = std::fs::read_to_string(&live).expect("DLM_STATS_LIVE written");
+    let lines: Vec<dlm_pool::proto::StatLine> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: `{l}`"))).collect();
+    // One at the start, one every 500 ms, one at shutdown (a loaded machine may delay some).
+    assert!(
+        lines.len() >= 2 && lines.len() as u128 >= took.as_millis() / 1000,
+        "{} lines in {took:?}:\n{text}",
+        lines.len()
+    );
+    let (first, last) = (&lines[0], &lines[lines.len() - 1]);
+    assert!(lines.windows(2).all(|w| w[0].t_ms < w[1].t_ms && w[0].bytes_fetched <= w[1].bytes_fetched), "{text}");
+    assert!(last.bytes_fetched > first.bytes_fetched && last.bytes_written_back > 0 && last.faults > 0, "{text}");
+    assert!(lines.iter().all(|l| l.local_budget_bytes == 96 << 20 && l.resident_bytes <= l.local_budget_bytes));
+    // The one spawned server, on this host, held the pages that did not fit the budget (and
+    // nothing once the program had freed its blocks before it exited).
+    assert!(lines.iter().all(|l| l.servers.len() == 1 && !l.servers[0].host.is_empty()), "{text}");
+    let most = lines.iter().map(|l| l.servers[0].bytes).max().unwrap();
+    assert!((160 << 20..=256 << 20).contains(&most), "{text}");
+    assert_eq!((last.resident_bytes, last.servers[0].bytes), (0, 0), "{text}");
+}

@@ -16,7 +16,7 @@ const DEFAULT_PAGE_SIZES: [usize; 3] = [crate::sys::HUGE_PAGE, 256 << 10, 64 << 
 const MIN_PAGES_IN_BUDGET: u64 = 64;
 
 /// The environment variables DLM reads; any other `DLM_*` variable is rejected as a typo.
-const ENV_VARS: [&str; 13] = [
+const ENV_VARS: [&str; 14] = [
     "DLM_POOL",
     "DLM_POOL_MEM",
     "DLM_JOB",
@@ -26,6 +26,7 @@ const ENV_VARS: [&str; 13] = [
     "DLM_PAGE_SIZE",
     "DLM_STATS",
     "DLM_STATS_JSON",
+    "DLM_STATS_LIVE",
     "DLM_SPAWN_TIMEOUT",
     "DLM_MOVE_PAGES",
     "DLM_TEST_PAGER_PANIC",
@@ -53,6 +54,9 @@ pub struct Config {
     pub stats: bool,
     /// Write a JSON object with the counters to this file at shutdown.
     pub stats_json: Option<PathBuf>,
+    /// Append a JSON line with the live counters to this file every half second, and at
+    /// shutdown (a thread of its own writes them).
+    pub stats_live: Option<PathBuf>,
     /// Seconds that spawned memory servers may take to start.
     pub spawn_timeout: u64,
     /// Move pages into and out of place where the kernel can (`UFFDIO_MOVE`), else copy them.
@@ -132,6 +136,9 @@ struct DlmArgs {
     /// Write paging statistics as JSON to PATH at shutdown [DLM_STATS_JSON]
     #[arg(long = "stats-json", value_name = "PATH")]
     stats_json: Option<PathBuf>,
+    /// Append a JSON line of live paging statistics to PATH every 0.5 s and at shutdown [DLM_STATS_LIVE]
+    #[arg(long = "stats-live", value_name = "PATH")]
+    stats_live: Option<PathBuf>,
     /// Seconds spawned memory servers may take to start [DLM_SPAWN_TIMEOUT, default 60]
     #[arg(long = "spawn-timeout", value_name = "SECONDS")]
     spawn_timeout: Option<u64>,
@@ -206,6 +213,7 @@ where
             "DLM_STATS" => args.stats |= flag()?,
             "DLM_MOVE_PAGES" => args.copy_pages |= !flag()?,
             "DLM_STATS_JSON" => args.stats_json = args.stats_json.take().or(Some(PathBuf::from(&value))),
+            "DLM_STATS_LIVE" => args.stats_live = args.stats_live.take().or(Some(PathBuf::from(&value))),
             "DLM_SPAWN_TIMEOUT" => {
                 let seconds =
                     value.parse().map_err(|_| ConfigError::BadSeconds { name: known, value: value.clone() })?;
@@ -253,6 +261,7 @@ impl DlmArgs {
             memfile,
             stats: self.stats,
             stats_json: self.stats_json,
+            stats_live: self.stats_live,
             spawn_timeout: self.spawn_timeout.unwrap_or(DEFAULT_SPAWN_TIMEOUT),
             move_pages: !self.copy_pages,
             pager_panic_at,
@@ -314,6 +323,17 @@ mod tests {
         assert_eq!(config.local_budget, Some(1 << 30));
         assert_eq!(config.server_mem, Some(3 << 30));
         assert!(config.stats);
+    }
+
+    #[test]
+    fn live_statistics_go_to_the_path_given_and_the_argument_wins() {
+        let (config, _) = from_env_and_args(env(&[("DLM_STATS_LIVE", "/tmp/a.jsonl")]), &args(&["p"])).unwrap();
+        assert_eq!(config.stats_live, Some(PathBuf::from("/tmp/a.jsonl")));
+        let argv = args(&["p", "--", "--stats-live", "/tmp/b.jsonl"]);
+        let (config, _) = from_env_and_args(env(&[("DLM_STATS_LIVE", "/tmp/a.jsonl")]), &argv).unwrap();
+        assert_eq!(config.stats_live, Some(PathBuf::from("/tmp/b.jsonl")));
+        let (config, _) = from_env_and_args(env(&[]), &args(&["p"])).unwrap();
+        assert_eq!(config.stats_live, None);
     }
 
     #[test]

@@ -52,6 +52,7 @@ impl Pager {
             let slots = (capacity / self.page_size as u64).min(u64::from(u32::MAX)) as u32;
             let added = self.slots.add_server(slots);
             debug_assert_eq!(added, server, "the slots and the job number servers alike");
+            self.counters.held.name(added, &destination.host);
         }
         self.slots.retire(from);
         self.evacuation = Some(Evacuation { from, next: 0, done });
@@ -108,5 +109,6 @@ impl Pager {
         }
         self.evacuation_buffer = buffer;
         self.pages[index].set_home(Some(new));
+        self.slots.give_back(from, old.slot);
     }
 }

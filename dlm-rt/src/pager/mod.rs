@@ -183,6 +183,7 @@ impl Pager {
         let base = region.base() as usize;
         let heap = Segment { base, len: region.len(), origin: base, first: 0, stash: None };
         let block = sys::system_page_size();
+        let slots = ServerSlots::new(&capacities, page_size as u64, counters.clone());
         Pager {
             pages: vec![Page::default(); region.len() / page_size],
             segments: vec![heap],
@@ -202,7 +203,7 @@ impl Pager {
             staging,
             streams: Streams::new(),
             advice: Vec::new(),
-            slots: ServerSlots::new(&capacities),
+            slots,
             zeros: vec![0; page_size],
             block_buffer: vec![0; block],
             faults: 0,

@@ -1,6 +1,11 @@
 //! The memory servers' slots: where each evicted page lives. Pages are striped over the
 //! servers in proportion to their capacities (round robin among equals), so that every
 //! server's link carries its share of the traffic and no server fills before the others.
+//! Every slot taken counts a page held on its server, every slot given back one less
+//! (`Counters::held`, for `DLM_STATS_LIVE`).
+
+use crate::stats::Counters;
+use std::sync::Arc;
 
 /// The free slots of one server.
 struct Pool {
@@ -38,13 +43,16 @@ pub(super) struct ServerSlots {
     pools: Vec<Pool>,
     /// Where the search for the least full server starts: ties go round robin.
     next_server: usize,
+    /// Where the bytes each server holds are counted, and a slot's bytes (a DLM page).
+    counters: Arc<Counters>,
+    page_bytes: u64,
 }
 
 impl ServerSlots {
-    /// Servers with these capacities, in slots.
-    pub(super) fn new(capacities: &[u32]) -> Self {
+    /// Servers with these capacities, in slots of `page_bytes`.
+    pub(super) fn new(capacities: &[u32], page_bytes: u64, counters: Arc<Counters>) -> Self {
         let pools = capacities.iter().map(|&capacity| Pool { free: Vec::new(), next_unused: 0, capacity }).collect();
-        ServerSlots { pools, next_server: 0 }
+        ServerSlots { pools, next_server: 0, counters, page_bytes }
     }
 
     pub(super) fn has_free(&self) -> bool {
@@ -60,11 +68,15 @@ impl ServerSlots {
             .filter(|&server| pools[server].has_free())
             .min_by(|&a, &b| pools[a].fill_cmp(&pools[b]))?;
         self.next_server = (server + 1) % servers;
-        Some((server, self.pools[server].take()?))
+        let slot = self.pools[server].take()?;
+        self.counters.held.add(server, self.page_bytes);
+        Some((server, slot))
     }
 
-    /// Gives a slot back (its page was freed); a retired server's slots are not reused.
+    /// Gives a slot back (its page was freed, or moved off a retired server); a retired
+    /// server's slots are not reused.
     pub(super) fn give_back(&mut self, server: usize, slot: u32) {
+        self.counters.held.sub(server, self.page_bytes);
         let pool = &mut self.pools[server];
         if pool.capacity > 0 {
             pool.free.push(slot);
@@ -93,15 +105,21 @@ mod tests {
         (0..n).map(|_| slots.take().expect("a free slot").0).collect()
     }
 
+    impl ServerSlots {
+        fn of(capacities: &[u32]) -> Self {
+            ServerSlots::new(capacities, 4096, Arc::default())
+        }
+    }
+
     #[test]
     fn equal_servers_take_turns() {
-        let mut slots = ServerSlots::new(&[4, 4, 4]);
+        let mut slots = ServerSlots::of(&[4, 4, 4]);
         assert_eq!(servers_of_next(&mut slots, 6), [0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn pages_are_striped_in_proportion_to_capacity() {
-        let mut slots = ServerSlots::new(&[200, 100]);
+        let mut slots = ServerSlots::of(&[200, 100]);
         let taken = servers_of_next(&mut slots, 90);
         let on_first = taken.iter().filter(|&&s| s == 0).count();
         assert_eq!(on_first, 60, "{taken:?}");
@@ -114,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_full_server_is_skipped_and_freed_slots_are_reused() {
-        let mut slots = ServerSlots::new(&[1, 3]);
+        let mut slots = ServerSlots::of(&[1, 3]);
         assert_eq!(servers_of_next(&mut slots, 4), [0, 1, 1, 1]);
         assert_eq!(slots.take(), None);
         assert!(!slots.has_free());
@@ -124,12 +142,29 @@ mod tests {
 
     #[test]
     fn a_retired_server_gives_no_slot_and_an_added_one_does() {
-        let mut slots = ServerSlots::new(&[2, 2]);
+        let mut slots = ServerSlots::of(&[2, 2]);
         slots.take();
         slots.retire(0);
         slots.give_back(0, 0);
         let added = slots.add_server(1);
         assert_eq!(servers_of_next(&mut slots, 3), [1, added, 1]);
         assert_eq!(slots.take(), None);
+    }
+
+    #[test]
+    fn slots_in_use_are_counted_as_bytes_held_per_server() {
+        let mut slots = ServerSlots::of(&[2, 2]);
+        let taken: Vec<(usize, u32)> = (0..3).map(|_| slots.take().unwrap()).collect();
+        let held = |slots: &ServerSlots, server| slots.counters.held.bytes(server);
+        assert_eq!((held(&slots, 0), held(&slots, 1)), (8192, 4096));
+        slots.give_back(taken[0].0, taken[0].1);
+        assert_eq!(held(&slots, 0), 4096);
+        // Pages moving off a retired server: each one moved is given back there.
+        slots.retire(0);
+        let added = slots.add_server(4);
+        let (to, _) = slots.take().unwrap();
+        assert_eq!(to, added);
+        slots.give_back(0, taken[2].1);
+        assert_eq!((held(&slots, 0), held(&slots, added)), (0, 4096));
     }
 }

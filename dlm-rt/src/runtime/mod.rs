@@ -9,8 +9,10 @@
 //! - `pool`: joining a memory pool instead of starting servers, renewing its lease, leaving.
 //! - `watchdog`: ends the process if a blocking MPI call (spawn, connect) never returns.
 //! - `holds`: user-only mode, where I/O calls hold the DLM memory the kernel will access.
+//! - `live`: the thread that writes live statistics (`DLM_STATS_LIVE`) twice a second.
 
 pub mod holds;
+mod live;
 mod pool;
 mod shutdown;
 mod start;
@@ -63,6 +65,8 @@ struct Runtime {
     pager: Option<JoinHandle<Job>>,
     /// In a pool: the lease, renewed until the program leaves (after the pager has stopped).
     membership: Option<pool::Membership>,
+    /// With `DLM_STATS_LIVE`: the thread that writes the live statistics.
+    live: Option<live::LiveStats>,
     universe: Option<Universe>,
     region: Arc<Mapping>,
     mailbox: Arc<Mailbox>,

@@ -1,5 +1,6 @@
 //! Stopping DLM: the pager drains its transfers and stops the servers, MPI is finalized, the
-//! statistics are reported if asked, and the DLM range is retired (its addresses kept).
+//! statistics are reported if asked (the live ones get their last line), and the DLM range is
+//! retired (its addresses kept).
 
 use super::{holds, state, State, RUNNING};
 use std::sync::atomic::Ordering;
@@ -39,6 +40,9 @@ pub fn shutdown() {
     let job = rt.pager.take().map(|p| p.join());
     if let Some(membership) = &mut rt.membership {
         membership.leave();
+    }
+    if let Some(live) = rt.live.take() {
+        live.finish();
     }
     let stats = rt.stats();
     if rt.config.stats {

@@ -4,6 +4,7 @@
 //! staging slots, and the pager thread. A step that fails after the handshake stops the
 //! servers first ([`ServersGuard`]), so none is left waiting.
 
+use super::live::LiveStats;
 use super::watchdog::Watchdog;
 use super::{holds, state, Runtime, State, RUNNING};
 use crate::config::memfile::{Memfile, ServerLine};
@@ -18,6 +19,7 @@ use crate::transport::{self, Hello, Job, Launch, Setup};
 use mpi::environment::Universe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a successful start tells the program.
 pub struct Started {
@@ -31,12 +33,13 @@ pub fn start(argv: &[String]) -> Result<Started, Error> {
     if !matches!(*state(), State::NotStarted) {
         return Err(Error::AlreadyStarted);
     }
+    let started = Instant::now();
     let runtime = match pool_config(argv) {
         Some((config, program_argc)) => {
-            let runtime = join_pool(argv, config)?;
+            let runtime = join_pool(argv, config, started)?;
             (runtime, program_argc)
         }
-        None => start_own_servers(argv)?,
+        None => start_own_servers(argv, started)?,
     };
     let (runtime, program_argc) = runtime;
     if runtime.fault_mode == FaultMode::UserOnly {
@@ -55,7 +58,8 @@ fn pool_config(argv: &[String]) -> Option<(Config, usize)> {
 }
 
 /// The compute process of a job that spawned its servers or was started with them by `mpirun`.
-fn start_own_servers(argv: &[String]) -> Result<(Runtime, usize), Error> {
+/// `started`: when DLM began starting (live statistics count their time from it).
+fn start_own_servers(argv: &[String], started: Instant) -> Result<(Runtime, usize), Error> {
     let (universe, launch) = transport::start();
     let spawned = matches!(launch, Launch::Singleton);
     let (mut job, (config, program_argc)) = match launch {
@@ -68,12 +72,12 @@ fn start_own_servers(argv: &[String]) -> Result<(Runtime, usize), Error> {
     let capacities = capacities(&config, &hellos, spawned);
     send_setups(&job, &config, &hellos, &capacities);
     let servers = Servers { job, hellos, capacities, membership: None };
-    Ok((start_compute(universe, servers, config)?, program_argc))
+    Ok((start_compute(universe, servers, config, started)?, program_argc))
 }
 
 /// A program that joins a pool: as a singleton (under `mpirun -np 1` it first runs itself again
 /// outside mpirun's job), connected to the servers the manager assigns.
-fn join_pool(argv: &[String], config: Config) -> Result<Runtime, Error> {
+fn join_pool(argv: &[String], config: Config, started: Instant) -> Result<Runtime, Error> {
     match transport::mpirun_ranks().as_deref() {
         None => {}
         Some("1") => return Err(Error::PoolLeaveMpirun(transport::leave_mpirun_job(argv))),
@@ -85,7 +89,7 @@ fn join_pool(argv: &[String], config: Config) -> Result<Runtime, Error> {
     job.watch_servers(&joined.hellos);
     let servers =
         Servers { job, hellos: joined.hellos, capacities: joined.capacities, membership: Some(joined.membership) };
-    start_compute(joined.universe, servers, config)
+    start_compute(joined.universe, servers, config, started)
 }
 
 /// The servers a compute process starts with: linked, said hello, told their setup, and their
@@ -247,7 +251,7 @@ impl Layout {
     }
 }
 
-fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result<Runtime, Error> {
+fn start_compute(universe: Universe, servers: Servers, config: Config, started: Instant) -> Result<Runtime, Error> {
     let Servers { job, hellos, capacities, membership } = servers;
     let sizes = Sizes::new(&config, &hellos, capacities);
     job.return_errors();
@@ -264,6 +268,9 @@ fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result
     let staging = staging_slots(&config, &sizes, uffd)?;
     let region = Arc::new(region);
     let counters = Arc::new(Counters::default());
+    for (server, hello) in hellos.iter().enumerate() {
+        counters.held.name(server, &hello.host);
+    }
     let limits = Limits {
         page_size: config.page_size,
         resident_budget: sizes.budget as usize,
@@ -280,9 +287,12 @@ fn start_compute(universe: Universe, servers: Servers, config: Config) -> Result
         .name("dlm-pager".into())
         .spawn(move || pager.run())
         .expect("cannot start the pager thread");
+    let live =
+        config.stats_live.clone().and_then(|path| LiveStats::start(path, counters.clone(), sizes.budget, started));
     Ok(Runtime {
         pager: Some(pager),
         membership,
+        live,
         universe: Some(universe),
         heap: Heap::new(layout.heap_len, config.page_size, sizes.budget, sizes.capacity()),
         fault_mode,
