@@ -6,7 +6,7 @@
 //! [`MUNGE_PAYLOAD`](crate::proto::MUNGE_PAYLOAD)), the same [`ClientError`]s, which here say
 //! "the WAN manager". An address without a port gets [`DEFAULT_PORT`] (7460).
 
-use crate::proto::{DownRequest, JobId, JobStatus, WanStatus, DEFAULT_PORT};
+use crate::proto::{DownRequest, JobId, JobStats, JobStatus, WanStatus, DEFAULT_PORT};
 pub use dlm_pool::client::{Address, Auth, ClientError};
 use dlm_pool::client::{PoolClient, JSON};
 use serde::de::DeserializeOwned;
@@ -93,6 +93,12 @@ impl WanClient {
     /// job is not final); `crate::bundle::unpack_outputs` writes them.
     pub fn outputs(&self, id: JobId) -> Result<Vec<u8>, ClientError> {
         self.bytes("GET", &format!("/v1/jobs/{id}/outputs"), None)
+    }
+
+    /// `GET /v1/jobs/{id}/stats`: the job's paging statistics so far, oldest first (none for a
+    /// program that is not a DLM program, or before its first sample).
+    pub fn stats(&self, id: JobId) -> Result<JobStats, ClientError> {
+        self.json("GET", &format!("/v1/jobs/{id}/stats"), None)
     }
 
     /// `POST /v1/jobs/{id}/cancel`: the job as it is after.
