@@ -208,6 +208,8 @@
   }
 
   function jobLive(section) {
+    // A log's tail starts at its end.
+    for (const log of $$('pre.log', section)) log.scrollTop = log.scrollHeight;
     const points = { t: [], faults: [], fetched: [], written: [] };
     let after = null;
     every(1000, async () => {

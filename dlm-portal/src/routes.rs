@@ -19,6 +19,7 @@
 //! | `GET /api/clusters`                | JSON: the clusters, for the Interactive page's script  |
 //! | `GET /api/jobs/{id}?after=T_MS`    | JSON: a job's live view, for its page's script         |
 //! | `GET /static/portal.css`, `.js`    | the stylesheet and the script                          |
+//! | `GET /favicon.ico`                 | 204: no icon                                           |
 //!
 //! Without a session, a page redirects to `/login?next=PATH` and a JSON route answers 401.
 //! A job that is not the user's, or an unknown or malformed id, is the same 404 page.
@@ -98,6 +99,8 @@ pub fn router(config: PortalConfig, auth: Arc<dyn Authenticator>) -> Router {
         .route("/api/jobs/{id}", get(api_job))
         .route(assets::CSS_PATH, get(|| async { asset("text/css; charset=utf-8", assets::CSS) }))
         .route(assets::JS_PATH, get(|| async { asset("text/javascript; charset=utf-8", assets::JS) }))
+        // No icon: an empty answer, rather than a 404 page on every first visit.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(fallback)
         .layer(middleware::map_response(security_headers))
         .with_state(portal)

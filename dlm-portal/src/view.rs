@@ -219,8 +219,8 @@ pub fn clusters(live: &ClustersLive, chosen: Option<&str>) -> Markup {
                     p .error data-field="error" hidden[c.error.is_none()] { (c.error.as_deref().unwrap_or_default()) }
                     table .nodes {
                         thead { tr {
-                            th { span .visually-hidden { "choose" } } th { "Node" } th { "Available" }
-                            th { "Free" } th { "Load" } th { "Busy" } th { "Jobs" } th { "Cap" }
+                            th { span .visually-hidden { "choose" } } th { "Node" } th .num { "Available" }
+                            th .num { "Free" } th .num { "Load" } th { "Busy" } th .num { "Jobs" } th .num { "Cap" }
                         } }
                         tbody {
                             @for n in &c.nodes {
@@ -282,7 +282,7 @@ pub fn job_row(job: &JobStatus) -> Markup {
             td { a .job-link href=(format!("/jobs/{}", job.id)) { (job.id) } }
             td { span .state data-state=(state) { (state) } }
             td .num { (Bytes(job.memory_bytes)) }
-            td { (live::mode_name(job.mode)) }
+            td .nowrap { (live::mode_name(job.mode)) }
             td { (live::place(job)) }
             td { (live::servers(job)) }
             td .num { (live::local_ratio(job)) }
@@ -306,8 +306,8 @@ pub fn jobs(who: Who<'_>, jobs: Result<&[JobStatus], &str>) -> Markup {
                     " or " a href="/interactive" { "Interactive" } "." },
                 Ok(jobs) => table #jobs-table {
                     thead { tr {
-                        th { "Job" } th { "State" } th { "Memory" } th { "Mode" } th { "Cluster/node" }
-                        th { "Servers" } th { "Local" } th { "Exit/reason" } th { "Command" }
+                        th { "Job" } th { "State" } th .num { "Memory" } th { "Mode" } th { "Cluster/node" }
+                        th { "Servers" } th .num { "Local" } th { "Exit/reason" } th { "Command" }
                     } }
                     tbody { @for job in jobs { (job_row(job)) } }
                 },
@@ -543,7 +543,7 @@ mod tests {
              <td><a class=\"job-link\" href=\"/jobs/12\">12</a></td>\
              <td><span class=\"state\" data-state=\"done\">done</span></td>\
              <td class=\"num\">6 GiB</td>\
-             <td>equalize</td>\
+             <td class=\"nowrap\">equalize</td>\
              <td>osaka/node01</td>\
              <td>mem01</td>\
              <td class=\"num\">33%</td>\
