@@ -52,9 +52,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// A session ends after this long without a page being asked for, when not told otherwise.
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
-/// The largest upload (a job's whole form) taken, when not told otherwise.
-pub const DEFAULT_MAX_UPLOAD: u64 = 256 << 20;
-
 /// The PAM service whose policy checks the passwords, when not told otherwise
 /// (`/etc/pam.d/dlm-portal`: the system's `common-auth` and `common-account`).
 pub const DEFAULT_PAM_SERVICE: &str = "dlm-portal";
