@@ -20,7 +20,7 @@ pub fn run(config: PortalConfig, pam_service: &str) -> anyhow::Result<()> {
     if !Path::new("/etc/pam.d").join(pam_service).exists() {
         eprintln!(
             "dlm portal: warning: no /etc/pam.d/{pam_service}: PAM applies /etc/pam.d/other instead; install \
-             dlm-portal/pam/dlm-portal there (scripts/install.sh does)"
+             dlm-portal/pam/dlm-portal there (`scripts/install.sh --pam` does)"
         );
     }
     let (wan, idle, limit) = (config.wan.address().clone(), config.session_idle, config.max_upload);

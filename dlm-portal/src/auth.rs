@@ -3,13 +3,14 @@
 //! bring their own (a fixed password), which the `dlm` binary cannot reach.
 //!
 //! [`Pam`] asks the PAM service [`DEFAULT_PAM_SERVICE`](crate::DEFAULT_PAM_SERVICE)
-//! (`/etc/pam.d/dlm-portal`, installed by scripts/install.sh: `@include common-auth` and
-//! `common-account`), not `login`: `login`'s stack is a console's (securetty, nologin, a fixed
-//! 3 s fail delay, lastlog and motd sessions), and a service of its own lets an administrator
-//! give the portal a policy of its own (e.g. pam_faillock, or no root) without touching the
-//! console's. It authenticates (`pam_authenticate`) and checks the account
-//! (`pam_acct_mgmt`: expired, locked); it opens no PAM session, since the portal starts no
-//! process as the user (the WAN manager runs the jobs).
+//! (`/etc/pam.d/dlm-portal`, from `dlm-portal/pam/dlm-portal`, which `scripts/install.sh
+//! --pam` installs: `@include common-auth` and `common-account`), not `login`: `login`'s stack
+//! is a console's (securetty, nologin, a fixed 3 s fail delay, lastlog and motd sessions), and
+//! a service of its own lets an administrator give the portal a policy of its own (e.g.
+//! pam_faillock, or no root) without touching the console's. It authenticates
+//! (`pam_authenticate`, empty passwords refused) and checks the account (`pam_acct_mgmt`:
+//! expired, locked); it opens no PAM session, since the portal starts no process as the user
+//! (the WAN manager runs the jobs).
 
 use pam_client::conv_mock::Conversation;
 use pam_client::{Context, ErrorCode, Flag};
