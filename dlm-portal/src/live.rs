@@ -121,7 +121,7 @@ pub struct JobLive {
     pub elapsed: String,
     pub place: String,
     pub outcome: String,
-    /// The last 64 KiB of each log, as text (invalid UTF-8 shown as U+FFFD).
+    /// The last `wan::TAIL_BYTES` of each log, as text (invalid UTF-8 shown as U+FFFD).
     pub stdout: String,
     pub stderr: String,
     pub stats: Option<StatsLive>,

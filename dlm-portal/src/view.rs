@@ -388,9 +388,9 @@ pub fn job(who: Who<'_>, job: &JobStatus, live: &JobLive) -> Markup {
                         }
                     }
                 }
-                h2 { "Standard output " span .hint { "(last 64 KiB)" } }
+                h2 { "Standard output " span .hint { "(the last " (Bytes(crate::wan::TAIL_BYTES)) ")" } }
                 pre #stdout-tail .log { (live.stdout) }
-                h2 { "Standard error " span .hint { "(last 64 KiB)" } }
+                h2 { "Standard error " span .hint { "(the last " (Bytes(crate::wan::TAIL_BYTES)) ")" } }
                 pre #stderr-tail .log { (live.stderr) }
             }
         },
