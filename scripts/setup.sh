@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # munge: the pool manager checks callers over TCP with unmunge, clients make credentials with
 # munge (dlm-pool/src/identity.rs); curl: the pool's tests speak to the manager as `nobody`;
 # iproute2, groff and man: the end-to-end tests (emulated hosts, the man pages); lxcfs: each
-# host of the emulated WAN sees its own memory and load (scripts/cluster.sh wan).
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs)
+# host of the emulated WAN sees its own memory and load (scripts/cluster.sh wan); libpam0g-dev:
+# the web portal's logins (dlm-portal links libpam, its bindings are made from the headers with
+# libclang).
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs libpam0g-dev)
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do

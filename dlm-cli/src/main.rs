@@ -15,18 +15,21 @@
 //! follows it (its output here, its exit status as dlm submit's); `dlm jobs`, `dlm fetch JOB`
 //! and `dlm cancel JOB` list, collect and end jobs; `dlm wan up HOSTCONF` starts a WAN manager
 //! (detached), `dlm wan manager HOSTCONF` runs one in the foreground, `dlm wan status [--json]`
-//! and `dlm wan down [--force]` talk to it. `dlm --version` prints the version, as
-//! `dlmcc --version` does.
+//! and `dlm wan down [--force]` talk to it. `dlm portal -w WANHOST` serves the web portal (as
+//! root): users log in with their cluster account and run, follow and collect their jobs in a
+//! browser (docs/PORTAL.md). `dlm --version` prints the version, as `dlmcc --version` does.
 //!
 //! Modules: `checks` (one file per check, run in order by `checks::run_all`), `report`
 //! (findings, and how they are printed), `pool` (the `dlm pool` subcommands), `launch`
 //! (what `dlm pool up` starts and how it stops), `jobs` (`dlm submit`, `jobs`, `fetch`,
-//! `cancel`) and `wan` (the `dlm wan` subcommands, and the WAN manager's address for all).
+//! `cancel`), `wan` (the `dlm wan` subcommands, and the WAN manager's address for all) and
+//! `portal` (`dlm portal`, with PAM logins).
 
 mod checks;
 mod jobs;
 mod launch;
 mod pool;
+mod portal;
 mod report;
 mod wan;
 
@@ -101,6 +104,31 @@ enum Command {
     /// DLM-WAN: the WAN manager that places jobs on the clusters of a HOSTCONF
     #[command(subcommand)]
     Wan(WanCommand),
+    /// The web portal, in the foreground: users log in with their cluster account (PAM) and
+    /// run, follow and download their jobs through the WAN manager (run it as root)
+    Portal(PortalArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PortalArgs {
+    /// TCP address to serve HTTP on (put a TLS proxy in front for use beyond this host)
+    #[arg(long, value_name = "ADDR", default_value = dlm_portal::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    #[command(flatten)]
+    at: WanAddress,
+    /// Minutes a session lasts without a page being opened (polling does not count)
+    #[arg(long, value_name = "MINUTES", default_value_t = dlm_portal::DEFAULT_SESSION_IDLE.as_secs() / 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    session_minutes: u64,
+    /// The largest job form taken, all its files together (e.g. 256M, 2G)
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = dlm_units::parse_size)]
+    max_upload: u64,
+    /// The PAM service whose policy checks passwords (/etc/pam.d/NAME)
+    #[arg(long, value_name = "NAME", default_value = dlm_portal::DEFAULT_PAM_SERVICE)]
+    pam_service: String,
+    /// Mark the cookies Secure: the browser sends them over HTTPS only (behind a TLS proxy)
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -344,6 +372,16 @@ fn main() -> ExitCode {
             report("cancel", jobs::cancel(&wan::client(at.wan), JobId(job)).map(|()| ExitCode::SUCCESS))
         }
         Command::Wan(command) => report("wan", wan_command(command).map(|()| ExitCode::SUCCESS)),
+        Command::Portal(args) => {
+            let config = dlm_portal::PortalConfig {
+                listen: args.listen,
+                wan: wan::client(args.at.wan),
+                session_idle: std::time::Duration::from_secs(args.session_minutes * 60),
+                max_upload: args.max_upload,
+                secure_cookies: args.secure_cookies,
+            };
+            report("portal", portal::run(config, &args.pam_service).map(|()| ExitCode::SUCCESS))
+        }
     }
 }
 
