@@ -101,12 +101,6 @@ impl WanClient {
         self.bytes("GET", &format!("/v1/jobs/{id}/outputs"), None)
     }
 
-    /// `GET /v1/jobs/{id}/stats`: the job's paging statistics so far, oldest first (none for a
-    /// program that is not a DLM program, or before its first sample).
-    pub fn stats(&self, id: JobId) -> Result<JobStats, ClientError> {
-        self.json("GET", &format!("/v1/jobs/{id}/stats"), None)
-    }
-
     /// `POST /v1/jobs/{id}/cancel`: the job as it is after.
     pub fn cancel(&self, id: JobId) -> Result<JobStatus, ClientError> {
         self.json("POST", &format!("/v1/jobs/{id}/cancel"), None)
