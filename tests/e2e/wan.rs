@@ -30,7 +30,7 @@ const CAPS: [(&str, &str); 3] = [("160M", "256M"), ("96M", "128M"), ("128M", "19
 const BUSY: usize = 1;
 /// Ports of their own, so that a pool or WAN manager an administrator runs is not in the way.
 const LAN_PORT: u16 = 7464;
-const WAN_PORT: u16 = 7463;
+pub(crate) const WAN_PORT: u16 = 7463;
 const LIMIT: Duration = Duration::from_secs(120);
 /// How long a batch of jobs may take, all of them.
 const BATCH_LIMIT: Duration = Duration::from_secs(300);
@@ -56,24 +56,24 @@ impl Stencil {
     }
 }
 
-fn dlm() -> PathBuf {
+pub(crate) fn dlm() -> PathBuf {
     let path = target_dir().join("dlm");
     assert!(path.is_file(), "{} is missing: run `cargo build --release --workspace` first", path.display());
     path
 }
 
-fn stencil_source() -> PathBuf {
+pub(crate) fn stencil_source() -> PathBuf {
     repo_dir().join("tests/c/wan/stencil_job.c")
 }
 
 /// The three pools and the WAN manager over an emulated WAN, stopped (and checked gone) on drop.
-struct Deployment {
-    wan: Wan,
-    dir: tempfile::TempDir,
+pub(crate) struct Deployment {
+    pub(crate) wan: Wan,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Deployment {
-    fn up() -> Deployment {
+    pub(crate) fn up() -> Deployment {
         let wan = Wan::up(&CLUSTERS, Some(WAN_RATE));
         let deployment = Deployment { wan, dir: tempfile::tempdir().unwrap() };
         for k in 1..=CLUSTERS.len() {
@@ -138,7 +138,7 @@ impl Deployment {
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
     }
 
-    fn jobs(&self) -> BTreeMap<JobId, JobStatus> {
+    pub(crate) fn jobs(&self) -> BTreeMap<JobId, JobStatus> {
         let out = run(&mut self.dlm(&["jobs", "--json"]), LIMIT);
         assert!(out.status.success(), "{}", out.stderr);
         let jobs: Vec<JobStatus> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
@@ -257,7 +257,7 @@ fn native_results(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     results
 }
 
-fn require_wan_prerequisites() {
+pub(crate) fn require_wan_prerequisites() {
     require("an emulated WAN", crate::cluster::cannot_make_a_cluster());
     let munge = Command::new("munge").arg("-n").output();
     require(
