@@ -1,7 +1,8 @@
 //! A job's live statistics through both managers, on this host alone (no emulated cluster): a
 //! cluster manager (a DLM pool manager with compute node `localhost`, whose remote shell is then
 //! a plain `sh -c`) and the WAN manager, both on 127.0.0.1 with MUNGE. The job is a shell script
-//! that writes lines to `$DLM_STATS_LIVE` as a DLM program's runtime would; the WAN manager's
+//! that writes lines to `stats.jsonl` in its directory as a DLM program run with
+//! `DLM_STATS_LIVE=stats.jsonl` would; the WAN manager's
 //! `GET /v1/jobs/{id}/stats` must serve them while it runs and after, and its spool keep them.
 //!
 //! Prerequisites: root (the cluster manager then runs the job as the caller) and a running
@@ -85,8 +86,8 @@ fn a_jobs_live_statistics_reach_the_wan_manager_and_its_spool() {
     // Two lines 2 s apart while it runs, a last one as it exits, as the runtime writes them.
     let json = |t| serde_json::to_string(&line(t)).unwrap();
     let script = format!(
-        "#!/bin/sh\necho '{}' >>\"$DLM_STATS_LIVE\"\nsleep 2\necho '{}' >>\"$DLM_STATS_LIVE\"\nsleep 2\n\
-         echo '{}' >>\"$DLM_STATS_LIVE\"\n",
+        "#!/bin/sh\necho '{}' >>stats.jsonl\nsleep 2\necho '{}' >>stats.jsonl\nsleep 2\n\
+         echo '{}' >>stats.jsonl\n",
         json(500),
         json(1000),
         json(1500)
