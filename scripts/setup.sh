@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 # host of the emulated WAN sees its own memory and load (scripts/cluster.sh wan); libpam0g-dev:
 # the web portal's logins (dlm-portal links libpam, its bindings are made from the headers with
 # libclang).
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs libpam0g-dev chromium)
-# node and npm drive chromium in the portal's browser test (tests/browser); any node ≥ 18 will
-# do, Debian's own when none is installed.
-command -v node >/dev/null || PACKAGES+=(nodejs)
-command -v npm >/dev/null || PACKAGES+=(npm)
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs libpam0g-dev)
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -47,7 +43,4 @@ python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet mat
     || echo "setup: matplotlib not installed; bench/run.py will skip its plots" >&2
 # The fuzz targets of the test suite run under cargo fuzz.
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-# The portal's browser test drives chromium with playwright-core (its version pinned by the
-# lock file; it uses Debian's chromium, not a browser of its own).
-npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 cargo build --release --workspace --lib --bins --examples --features dlm-rt/bench

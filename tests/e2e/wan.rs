@@ -195,6 +195,13 @@ impl Deployment {
         std::fs::read(dir.join("result.txt")).unwrap_or_else(|e| panic!("job {id} has no result.txt: {e}"))
     }
 
+    /// The job's standard error as `dlm fetch` writes it.
+    fn stderr_of(&self, id: JobId) -> String {
+        let dir = self.dir.path().join(format!("fetched-{id}"));
+        let _ = run(&mut self.dlm(&["fetch", &id.to_string(), "--dir", &dir.to_string_lossy()]), LIMIT);
+        std::fs::read_to_string(dir.join(format!("job-{id}.stderr"))).unwrap_or_else(|e| format!("(none: {e})"))
+    }
+
     /// The pid of `dlm pool manager` on cluster K's manager host.
     fn cluster_manager_pid(&self, k: usize) -> u32 {
         let out = Command::new("ip").args(["netns", "pids", self.wan.manager(k)]).output().unwrap();
@@ -293,7 +300,9 @@ fn batch(d: &Deployment, mode: &str, native: &BTreeMap<String, Vec<u8>>) -> Vec<
     let mut clusters = Vec::new();
     for (id, stencil) in ids.iter().zip(&stencils) {
         let job = &jobs[id];
-        assert_eq!((job.state, job.exit_code), (JobState::Done, Some(0)), "job {id} ({mode}): {job:#?}");
+        if (job.state, job.exit_code) != (JobState::Done, Some(0)) {
+            panic!("job {id} ({mode}): {job:#?}\nits stderr:\n{}", d.stderr_of(*id));
+        }
         assert_eq!(d.fetch_result(*id), native[&stencil.cflags()], "job {id}'s result differs from the native run's");
         let placement = job.placement.as_ref().unwrap_or_else(|| panic!("job {id} has no placement"));
         let through = if stencil.memory == LARGE.memory { Through::Pool } else { Through::LocalMemory };

@@ -9,7 +9,7 @@
 /// starts on other hosts notice a cut link within seconds (TCP keepalive; the default takes
 /// 8 minutes, and until then a daemon behind the cut lives on). A variable the user set wins.
 pub(super) fn prepare_mpi_environment() {
-    const DEFAULTS: [(&str, &str); 13] = [
+    const DEFAULTS: [(&str, &str); 12] = [
         ("OMPI_MCA_pml", "ucx"),
         ("OMPI_MCA_pml_ucx_tls", "any"),
         ("OMPI_MCA_pml_ucx_devices", "any"),
@@ -19,7 +19,6 @@ pub(super) fn prepare_mpi_environment() {
         ("OMPI_MCA_opal_signal", ""),
         ("UCX_HANDLE_ERRORS", "none"),
         ("UCX_MEM_MALLOC_HOOKS", "no"),
-        ("UCX_KEEPALIVE_INTERVAL", "inf"),
         ("OMPI_MCA_oob_tcp_keepalive_time", "4"),
         ("OMPI_MCA_oob_tcp_keepalive_intvl", "1"),
         ("OMPI_MCA_oob_tcp_keepalive_probes", "2"),
