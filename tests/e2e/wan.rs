@@ -32,6 +32,11 @@ const BUSY: usize = 1;
 const LAN_PORT: u16 = 7464;
 pub(crate) const WAN_PORT: u16 = 7463;
 const LIMIT: Duration = Duration::from_secs(120);
+/// The pools' leases: eight jobs building and paging at once with nine servers and three
+/// managers sampling their nodes load these 2 cores so that a 5 s lease once ran out before its
+/// program's renewal got through (the program ended: "the pool manager no longer knows this
+/// program"); an administrator of such a busy pool would lengthen it the same way.
+const LEASE_SECONDS: u32 = 15;
 /// How long a batch of jobs may take, all of them.
 const BATCH_LIMIT: Duration = Duration::from_secs(300);
 
@@ -101,7 +106,7 @@ impl Deployment {
         }
         std::fs::write(dir.join("pool.conf"), conf).unwrap();
         let line = format!(
-            "{env}; exec {dlm} pool up {dir}/pool.conf --listen 0.0.0.0:{LAN_PORT} --socket {dir}/pool.sock --run-dir {dir}/run --timeout 60",
+            "{env}; exec {dlm} pool up {dir}/pool.conf --listen 0.0.0.0:{LAN_PORT} --socket {dir}/pool.sock --run-dir {dir}/run --timeout 60 --lease {LEASE_SECONDS}",
             env = host_env(),
             dlm = dlm().display(),
             dir = dir.display(),
