@@ -22,6 +22,7 @@ use anyhow::{bail, Context as _};
 use dlm_pool::client::{Address, PoolClient};
 use dlm_pool::conf::PoolConf;
 use dlm_pool::proto::{Phase, ServerState, Status};
+use dlm_pool::remote;
 use dlm_units::Bytes;
 use std::ffi::OsString;
 use std::fs::File;
@@ -453,30 +454,16 @@ fn server_command(host: &str, uri: &str, program: &[OsString], manager: &str, id
         "--line".into(),
         id.to_string(),
     ]);
-    if is_this_host(host) {
+    if remote::is_this_host(host) {
         let mut command = Command::new(&words[0]);
         command.args(&words[1..]);
         return command;
     }
     // The remote shell passes no environment: what Open MPI needs goes on the command line.
-    let mut remote = vec!["env".to_string()];
-    remote.extend(remote_mpi_env());
-    remote.extend(words);
-    let agent = remote_shell();
-    let mut command = Command::new(&agent[0]);
-    command.args(&agent[1..]).arg(host).arg(remote.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "));
-    command
-}
-
-/// Open MPI's remote shell: `OMPI_MCA_plm_rsh_agent` (its first choice), else ssh.
-fn remote_shell() -> Vec<String> {
-    let agent = std::env::var("OMPI_MCA_plm_rsh_agent").unwrap_or_default();
-    let first = agent.split(':').next().unwrap_or_default().split_whitespace().map(str::to_string).collect::<Vec<_>>();
-    if first.is_empty() {
-        vec!["ssh".into()]
-    } else {
-        first
-    }
+    let mut line = vec!["env".to_string()];
+    line.extend(remote_mpi_env());
+    line.extend(words);
+    remote::on_host(host, &remote::command_line(&line))
 }
 
 /// The variables [`open_mpi_env`] sets here, as `NAME=VALUE` for the remote command, with the
@@ -500,16 +487,6 @@ fn remote_mpi_env() -> Vec<String> {
         }
     }
     vars
-}
-
-/// Whether `host` names this machine.
-fn is_this_host(host: &str) -> bool {
-    host == "localhost" || host == "127.0.0.1" || host == dlm::probe::hostname()
-}
-
-/// `word` quoted for a POSIX shell.
-fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// The resident server's command: `<dlm> pool serve`, or `$DLM_POOL_SERVER_COMMAND` (tests).
@@ -623,7 +600,7 @@ mod tests {
             "{remote}"
         );
         assert!(remote.starts_with("'env' "), "{remote}");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(dlm_pool::remote::shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

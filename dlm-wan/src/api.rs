@@ -25,8 +25,9 @@
 //! | `POST /v1/admin/down`           | `DownRequest` → 204, then it exits        |
 
 use crate::bundle;
+use crate::client::Stream;
 use crate::hostconf::HostConf;
-use crate::lan::{Lan, Stream};
+use crate::lan::Lan;
 use crate::policy::{Chosen, Decision};
 use crate::proto::{
     DownRequest, ErrorBody, JobId, JobSpec, JobState, JobStats, JobStatus, Placement, Program, StatSample, Through,

@@ -2,6 +2,7 @@
 //! report, and the jobs it runs for DLM-WAN (their state, streams, live statistics, outputs). Each call is the pool's blocking client, run on
 //! tokio's blocking threads so that a slow cluster holds up only its own call.
 
+use crate::client::Stream;
 use dlm_pool::client::{Address, Auth, ClientError, PoolClient};
 use dlm_pool::proto::{ClusterReport, NodeJobId, NodeJobStatus, RunRequest, StatLine};
 use serde::de::DeserializeOwned;
@@ -10,22 +11,6 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone)]
 pub struct Lan {
     client: PoolClient,
-}
-
-/// Which of a job's streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
 }
 
 impl Lan {
