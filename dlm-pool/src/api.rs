@@ -487,6 +487,10 @@ async fn join(
     let owner =
         Owner { uid: caller.uid, user: caller.user, host: caller.host, pid: caller.pid.or(request.pid).unwrap_or(0) };
     let assignment = lock(&shared).join(owner, &request, Instant::now())?;
+    if let Some(job) = &request.job {
+        let hosts = assignment.shares.iter().map(|s| s.host.clone()).collect();
+        lock_jobs(&shared).note_join(&NodeJobId(job.clone()), &assignment.client, hosts);
+    }
     Ok((StatusCode::CREATED, Json(assignment)))
 }
 

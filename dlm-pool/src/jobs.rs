@@ -280,6 +280,16 @@ impl NodeJobs {
         (waiting.iter().map(|j| j.request.pool_bytes).sum(), waiting.len() as u32)
     }
 
+    /// Notes the pool client that job `id` just became and the servers it was given, at its
+    /// join: a short program can join and leave between two of the monitor's turns, and its
+    /// record must still say where its pages were.
+    pub fn note_join(&mut self, id: &NodeJobId, client: &ClientId, hosts: Vec<String>) {
+        if let Some(job) = self.jobs.get_mut(id).filter(|j| !j.state.is_final()) {
+            job.client = Some(client.clone());
+            job.servers = hosts;
+        }
+    }
+
     /// Notes which pool client each running job is and where its pages are.
     pub fn note_clients(&mut self, pool: &Status) {
         for (id, job) in self.jobs.iter_mut().filter(|(_, j)| !j.state.is_final()) {

@@ -346,6 +346,12 @@ fn follow_state(shared: &Shared, id: JobId, status: &NodeJobStatus) {
         NodeJobState::AwaitingFiles | NodeJobState::Staging | NodeJobState::Building => JobState::Staging,
         _ => JobState::Running,
     };
+    note_servers(job, status);
+}
+
+/// The servers the cluster says hold the job's pages (a job that ended between two polls
+/// names them only in its final status).
+fn note_servers(job: &mut Job, status: &NodeJobStatus) {
     if let Some(placement) = job.placement.as_mut() {
         if !status.servers.is_empty() {
             placement.servers = status.servers.clone();
@@ -423,6 +429,7 @@ async fn end(
         let mut wan = lock(shared);
         if let Some(job) = wan.jobs.get_mut(&id) {
             job.exit_code = status.exit_code;
+            note_servers(job, &status);
         }
         wan.finish(id, state, reason);
     }
