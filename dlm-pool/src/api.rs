@@ -40,7 +40,7 @@
 
 use crate::conf::PoolConf;
 use crate::identity::{Caller, IdentityError, Peer, Verifier};
-use crate::jobs::{JobError, NodeJobs, OUTPUTS, STDERR, STDOUT};
+use crate::jobs::{JobError, NodeJobs, LIVE_STATS, OUTPUTS, STDERR, STDOUT};
 use crate::nodes::{NodeSample, Nodes};
 use crate::proto::{
     ClientId, ClusterReport, DownRequest, DrainRequest, ErrorBody, JoinRequest, LeaseRequest, MovedRequest, NodeJobId,
@@ -659,7 +659,7 @@ fn plan_for(shared: &Shared, jobs: &NodeJobs, id: &NodeJobId) -> Result<Plan, Jo
         node: request.node.clone(),
         switch_to: jobs.switches_user(&request.user).then(|| request.user.clone()),
         dir: job.dir.clone(),
-        env: job_env(id, request, shared.advertise.as_deref()),
+        env: job_env(id, request, &job.dir, shared.advertise.as_deref()),
         build: request.build.clone(),
         command: request.command.clone(),
         outputs: request.outputs.clone(),
@@ -667,14 +667,18 @@ fn plan_for(shared: &Shared, jobs: &NodeJobs, id: &NodeJobId) -> Result<Plan, Jo
     })
 }
 
-/// The job's environment: its budget and pool, and what this manager's own environment says
-/// of MPI (the remote shell passes nothing). Not `DLM_STATS_LIVE` yet: with it, a dlmcc-built
-/// stencil paging through a pool on the emulated WAN failed in every run (`mca_pml_ucx_send_nbr
-/// failed: -80, Endpoint timeout` on the program's side), and passed without it (tests/e2e/wan.rs,
-/// 2026-12-02); until that is understood a job's statistics file (`jobs::LIVE_STATS` in its
-/// directory) is read only when the program writes one itself.
-fn job_env(id: &NodeJobId, request: &RunRequest, pool: Option<&str>) -> Vec<String> {
-    let mut env = vec![format!("DLM_JOB={id}"), format!("DLM_LOCAL_MEM={}", request.local_bytes)];
+/// The job's environment: its budget and pool, where its live statistics go (`dir` is its
+/// directory on the node), Open MPI's session directory in it, and what this manager's own
+/// environment says of MPI (the remote shell passes nothing; what it says comes last and wins).
+/// Open MPI 4.1 creates `/tmp/ompi.HOST.UID` racily: of two jobs of one user starting on one
+/// node at the same moment, one failed `MPI_Init` with "mkdir: File exists".
+fn job_env(id: &NodeJobId, request: &RunRequest, dir: &str, pool: Option<&str>) -> Vec<String> {
+    let mut env = vec![
+        format!("DLM_JOB={id}"),
+        format!("DLM_LOCAL_MEM={}", request.local_bytes),
+        format!("DLM_STATS_LIVE={dir}/{LIVE_STATS}"),
+        format!("OMPI_MCA_orte_tmpdir_base={dir}"),
+    ];
     if let (Some(pool), true) = (pool, request.pool_bytes > 0) {
         env.push(format!("DLM_POOL={pool}"));
         env.push(format!("DLM_POOL_MEM={}", request.local_bytes + request.pool_bytes));
