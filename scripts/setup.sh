@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # iproute2, groff and man: the end-to-end tests (emulated hosts, the man pages); lxcfs: each
 # host of the emulated WAN sees its own memory and load (scripts/cluster.sh wan); libpam0g-dev:
 # the web portal's logins (dlm-portal links libpam, its bindings are made from the headers with
-# libclang).
-PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs libpam0g-dev)
+# libclang); chromium: the portal's test in a real browser (tests/browser, driven by Playwright
+# under node).
+PACKAGES=(build-essential pkg-config libopenmpi-dev openmpi-bin libclang-dev clang munge curl iproute2 groff-base man-db lxcfs libpam0g-dev chromium)
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,4 +45,7 @@ python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet mat
     || echo "setup: matplotlib not installed; bench/run.py will skip its plots" >&2
 # The fuzz targets of the test suite run under cargo fuzz.
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+# The browser test's one package (playwright-core, pinned by its lock file; it drives the
+# chromium installed above and downloads no browser).
+[ -d tests/browser/node_modules/playwright-core ] || npm ci --prefix tests/browser --no-audit --no-fund
 cargo build --release --workspace --lib --bins --examples --features dlm-rt/bench

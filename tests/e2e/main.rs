@@ -13,6 +13,7 @@ mod kernel_io;
 mod legacy_programs;
 mod paging;
 mod pool;
+mod portal;
 mod reliability;
 mod rewriting;
 mod small_blocks;
