@@ -22,6 +22,8 @@ Modules:
   every name checked.
 - `wan`: the portal's calls to the WAN manager, for the user of a session (their jobs only),
   and a job's folder as one archive.
+- `watched`: the last fetch of each job that pages watch, shared by all of them (one fetch per
+  half second however many poll it).
 - `live`: the JSON that the pages' script polls (clusters, a job's live view).
 - `view`: the HTML of every page.
 - `routes`: the router: each route's handler, the session extractor, the upload limit.
@@ -36,6 +38,7 @@ pub mod routes;
 pub mod session;
 pub mod view;
 pub mod wan;
+pub mod watched;
 
 use auth::Authenticator;
 use dlm_wan::client::WanClient;

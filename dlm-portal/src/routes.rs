@@ -30,6 +30,7 @@ use crate::live;
 use crate::session::{self, SessionView, Sessions, Token, LOGIN_COOKIE, LOGIN_FORM_LIFETIME, SESSION_COOKIE};
 use crate::view::{self, FolderFile, Who};
 use crate::wan::{self, Wan, WanError};
+use crate::watched::{Fetched, Watched};
 use crate::{assets, PortalConfig};
 use axum::body::Body;
 use axum::extract::{
@@ -42,7 +43,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Form, Json, Router};
 use dlm_units::Bytes;
 use dlm_wan::client::{ClientError, Stream};
-use dlm_wan::proto::{JobId, JobState, JobStatus};
+use dlm_wan::proto::{JobId, JobStatus};
 use maud::Markup;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct Portal {
     sessions: Sessions,
     auth: Arc<dyn Authenticator>,
     wan: Wan,
+    /// The last fetch of each job that pages are watching.
+    watched: Watched,
     logins: Semaphore,
 }
 
@@ -76,6 +79,7 @@ pub fn router(config: PortalConfig, auth: Arc<dyn Authenticator>) -> Router {
     let portal = Arc::new(Portal {
         sessions: Sessions::new(config.session_idle),
         wan: Wan::new(config.wan.clone()),
+        watched: Watched::default(),
         config,
         auth,
         logins: Semaphore::new(CONCURRENT_LOGINS),
@@ -536,39 +540,23 @@ async fn jobs_page(State(state): State<AppState>, user: User) -> Response {
 }
 
 /// A job's live view, with the statistics' points after `after_ms`.
-async fn job_live(state: &Portal, job: &JobStatus, after_ms: Option<u64>) -> live::JobLive {
-    let (stdout, stderr, stats) = tokio::join!(
-        async {
-            if job.stdout_bytes > 0 {
-                state.wan.tail(job, Stream::Stdout).await.ok()
-            } else {
-                None
-            }
-        },
-        async {
-            if job.stderr_bytes > 0 {
-                state.wan.tail(job, Stream::Stderr).await.ok()
-            } else {
-                None
-            }
-        },
-        async {
-            if job.state != JobState::Queued {
-                state.wan.stats(job.id).await.ok()
-            } else {
-                None
-            }
-        },
-    );
-    let stats = stats.and_then(|s| live::stats(&s, after_ms));
-    live::job(job, unix_now(), &stdout.unwrap_or_default(), &stderr.unwrap_or_default(), stats)
+fn job_live(fetched: &Fetched, after_ms: Option<u64>) -> live::JobLive {
+    let stats = fetched.stats.as_ref().and_then(|s| live::stats(s, after_ms));
+    live::job(&fetched.job, unix_now(), &fetched.stdout, &fetched.stderr, stats)
+}
+
+/// Job `id` (as the path has it) if it is the user's, with its logs and statistics, as the
+/// pages polling it share it.
+async fn users_watched_job(state: &Portal, user: &User, id: &str) -> Result<Arc<Fetched>, JobPageError> {
+    let id = parse_id(id).ok_or(JobPageError::NotFound)?;
+    Ok(state.watched.get(&state.wan, user.name(), id).await?)
 }
 
 async fn job_page(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Response {
-    match users_job(&state, &user, &id).await {
-        Ok(job) => {
-            let live = job_live(&state, &job, None).await;
-            html(StatusCode::OK, view::job(user.who(), &job, &live))
+    match users_watched_job(&state, &user, &id).await {
+        Ok(fetched) => {
+            let live = job_live(&fetched, None);
+            html(StatusCode::OK, view::job(user.who(), &fetched.job, &live))
         }
         Err(e) => e.page(&user, &id),
     }
@@ -581,8 +569,8 @@ async fn api_job(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let after = query.get("after").and_then(|a| a.parse().ok());
-    match users_job(&state, &user, &id).await {
-        Ok(job) => Json(job_live(&state, &job, after).await).into_response(),
+    match users_watched_job(&state, &user, &id).await {
+        Ok(fetched) => Json(job_live(&fetched, after)).into_response(),
         Err(JobPageError::NotFound) => (StatusCode::NOT_FOUND, Json(error_json("not found"))).into_response(),
         Err(JobPageError::Manager(e)) => (StatusCode::BAD_GATEWAY, Json(error_json(&e.to_string()))).into_response(),
     }

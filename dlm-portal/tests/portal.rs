@@ -513,6 +513,19 @@ async fn a_jobs_page_and_its_live_view() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_of_one_job_share_one_fetch() {
+    let (mut browser, seen) = alice().await;
+    for _ in 0..10 {
+        assert_eq!(browser.get("/api/jobs/3").await.json()["state"], "running");
+    }
+    let lines = seen.lock().unwrap().lines();
+    let count = |line: &str| lines.iter().filter(|l| l.as_str() == line).count();
+    // One fetch (or two, should this machine stall past the half second between two polls).
+    assert!((1..=2).contains(&count("GET /v1/jobs/3")), "{lines:?}");
+    assert!((1..=2).contains(&count("GET /v1/jobs/3/stats")), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_needs_the_sessions_token() {
     let (mut browser, seen) = alice().await;
     let reply = browser.post_form("/jobs/3/cancel", &[("csrf", "0123456789abcdef0123456789abcdef")]).await;
