@@ -207,5 +207,20 @@ fn the_portal_runs_watches_and_downloads_jobs_in_a_real_browser_for_its_own_user
     assert_eq!(format!("{}/{}", interactive.cluster, interactive.node), ran.node);
     let of = |user: &str| jobs.values().filter(|j| j.user == user).count();
     assert_eq!((of(USERS[0]), of(USERS[1])), (2, 0), "a refused input made a job: {jobs:#?}");
+
+    // The WAN manager gone, the portal still serves (its pages then say the manager does not
+    // answer) and still stops cleanly.
+    let down = run(
+        &mut Command::new(dlm()).args(["wan", "down", "--force"]).env("DLM_WAN", format!("localhost:{WAN_PORT}")),
+        LIMIT,
+    );
+    assert!(down.status.success(), "{}", down.stderr);
+    let login = run(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://127.0.0.1:{PORTAL_PORT}/login")),
+        LIMIT,
+    );
+    assert_eq!(login.stdout.trim(), "200", "the portal after its WAN manager stopped: {}", login.stderr);
     drop(portal);
 }
