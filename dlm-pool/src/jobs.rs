@@ -85,13 +85,19 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Keeps `line` if the program wrote it after the last one kept (each sample of the node
-    /// reads the file's last line, which may not have changed since). A job that runs several
-    /// DLM programs one after another has each one's lines, `t_ms` starting again with each.
-    pub fn push(&mut self, line: StatLine) {
-        if self.kept.back().is_some_and(|last| last.t_ms == line.t_ms) {
-            return;
+    /// Keeps the lines of `read` (the newest lines of the file, oldest first) that come after
+    /// the last one kept: each sample of the node reads the file's last lines, most of which
+    /// the one before read too. A job that runs several DLM programs one after another has
+    /// each one's lines, `t_ms` starting again with each.
+    pub fn extend(&mut self, read: Vec<StatLine>) {
+        let seen = self.kept.back().and_then(|last| read.iter().rposition(|line| line == last));
+        let new = seen.map_or(0, |i| i + 1);
+        for line in read.into_iter().skip(new) {
+            self.push(line);
         }
+    }
+
+    fn push(&mut self, line: StatLine) {
         self.kept.push_back(line);
         if self.kept.len() > MAX_SAMPLES {
             self.kept.pop_front();
@@ -258,11 +264,12 @@ impl NodeJobs {
         running.map(|j| j.request.node.clone()).collect()
     }
 
-    /// Keeps the lines of live statistics a node's sample read, of the jobs not yet ended.
-    pub fn record_stats(&mut self, lines: BTreeMap<NodeJobId, StatLine>) {
-        for (id, line) in lines {
+    /// Keeps the lines of live statistics a node's sample read (oldest first), of the jobs not
+    /// yet ended.
+    pub fn record_stats(&mut self, lines: BTreeMap<NodeJobId, Vec<StatLine>>) {
+        for (id, lines) in lines {
             if let Some(job) = self.jobs.get_mut(&id).filter(|j| !j.state.is_final()) {
-                job.samples.push(line);
+                job.samples.extend(lines);
             }
         }
     }
@@ -356,17 +363,18 @@ mod tests {
     }
 
     #[test]
-    fn a_line_read_again_is_kept_once_and_numbers_count_from_the_first() {
+    fn lines_read_again_are_kept_once_and_numbers_count_from_the_first() {
         let mut samples = Samples::default();
-        for t in [0, 500, 500, 1000, 1000, 1500] {
-            samples.push(line(t));
+        for read in [vec![0], vec![0, 500], vec![0, 500], vec![500, 1000, 1500], vec![1500]] {
+            samples.extend(read.into_iter().map(line).collect());
         }
         assert_eq!(times(&samples.from(0)), [0, 500, 1000, 1500]);
         assert_eq!(times(&samples.from(2)), [1000, 1500]);
         assert!(samples.from(4).is_empty() && samples.from(99).is_empty());
-        // A second program in the same job starts its clock again.
-        samples.push(line(0));
-        assert_eq!(times(&samples.from(4)), [0]);
+        // A second program in the same job starts its clock again, even with a line equal to
+        // one of the first program's.
+        samples.extend(vec![line(1500), line(0), line(500)]);
+        assert_eq!(times(&samples.from(4)), [0, 500]);
     }
 
     #[test]

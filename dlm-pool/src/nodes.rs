@@ -3,7 +3,7 @@
 //! the manager's jobs there reserve.
 //!
 //! A sample is the node's `/proc/meminfo` and `/proc/loadavg`, its CPU count, and the resident
-//! size of each of the manager's jobs there, with the last line of each job's live statistics
+//! size of each of the manager's jobs there, with the newest lines of each job's live statistics
 //! (`DLM_STATS_LIVE`, which the runner points at the job's directory). The smoothed figure is the memory *not used by
 //! those jobs* (MemFree plus their resident bytes, and the same with Inactive): a job's own
 //! growth then moves nothing, while what it reserves (its whole budget) is taken off at once,
@@ -25,8 +25,9 @@ pub struct NodeSample {
     pub cpus: u32,
     /// Resident bytes of the manager's running jobs there.
     pub job_rss_bytes: BTreeMap<NodeJobId, u64>,
-    /// The last line of each job's live statistics, for the DLM programs among them.
-    pub job_stats: BTreeMap<NodeJobId, StatLine>,
+    /// The last [`STATS_LINES`] lines of each job's live statistics, oldest first, for the DLM
+    /// programs among them.
+    pub job_stats: BTreeMap<NodeJobId, Vec<StatLine>>,
 }
 
 /// What a job running on a node holds there, for the accounting.
@@ -140,10 +141,15 @@ fn node_report(node: &Node, reservations: &[Reservation], now: Instant) -> NodeR
     }
 }
 
+/// How many of a job's newest lines of live statistics each sample reads: the runtime writes
+/// two a second, and a node is sampled about once a second or less often, so that the live
+/// view gets every line (the jobs' records keep each line once).
+pub const STATS_LINES: usize = 6;
+
 /// The shell line that samples a node: its memory, load and CPUs, then `JOB RSS_KB` for each
-/// job directory given (its `pid` file names the program's process), then `JOB LINE` with the
-/// last line of each one's live statistics. A job with neither (not started yet, or not a DLM
-/// program) prints nothing and fails nothing.
+/// job directory given (its `pid` file names the program's process), then `JOB LINE` for each
+/// of the last [`STATS_LINES`] lines of each one's live statistics. A job with neither (not
+/// started yet, or not a DLM program) prints nothing and fails nothing.
 pub fn probe_line(jobs: &[(NodeJobId, String)]) -> String {
     let mut line = String::from("cat /proc/meminfo && echo @loadavg && cat /proc/loadavg && echo @cpus && nproc");
     line.push_str(" && echo @jobs");
@@ -156,9 +162,7 @@ pub fn probe_line(jobs: &[(NodeJobId, String)]) -> String {
     }
     line.push_str("; echo @stats");
     for (id, dir) in &quoted {
-        line.push_str(&format!(
-            "; l=$(tail -n 1 {dir}/{LIVE_STATS} 2>/dev/null) && [ -n \"$l\" ] && printf '%s %s\\n' {id} \"$l\""
-        ));
+        line.push_str(&format!("; tail -n {STATS_LINES} {dir}/{LIVE_STATS} 2>/dev/null | sed 's/^/{id} /'"));
     }
     line.push_str("; true");
     line
@@ -191,13 +195,14 @@ pub fn parse_probe(text: &str) -> Result<NodeSample, String> {
         })
         .collect();
     // A line cut short or not written by DLM is skipped: the next sample has the next one.
-    let job_stats = section("stats")
-        .iter()
-        .filter_map(|l| {
-            let (id, line) = l.split_once(' ')?;
-            Some((NodeJobId(id.to_string()), serde_json::from_str(line).ok()?))
-        })
-        .collect();
+    let mut job_stats: BTreeMap<NodeJobId, Vec<StatLine>> = BTreeMap::new();
+    let stats = section("stats").into_iter().filter_map(|l| {
+        let (id, line) = l.split_once(' ')?;
+        Some((NodeJobId(id.to_string()), serde_json::from_str(line).ok()?))
+    });
+    for (id, line) in stats {
+        job_stats.entry(id).or_default().push(line);
+    }
     Ok(NodeSample {
         mem_free_bytes: kib("MemFree")? * 1024,
         inactive_bytes: kib("Inactive")? * 1024,
@@ -261,17 +266,17 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_jobs_last_statistics_lines_and_skips_broken_ones() {
+    fn parses_the_jobs_statistics_lines_and_skips_broken_ones() {
         let line = serde_json::to_string(&stat_line(1500, 7 * M)).unwrap();
         let out = format!("{}@stats\nab12 {line}\ncd34 {{\"t_ms\": 3, \"resid\ncd56\n", sample_output());
         let parsed = parse_probe(&out).unwrap();
         assert_eq!(parsed.job_stats.len(), 1, "{:?}", parsed.job_stats);
-        assert_eq!(parsed.job_stats[&NodeJobId("ab12".into())], stat_line(1500, 7 * M));
+        assert_eq!(parsed.job_stats[&NodeJobId("ab12".into())], [stat_line(1500, 7 * M)]);
         assert_eq!(parsed.job_rss_bytes.len(), 1);
     }
 
     #[test]
-    fn the_probe_reads_each_jobs_last_statistics_line_here() {
+    fn the_probe_reads_each_jobs_last_statistics_lines_here() {
         let dir = tempfile::tempdir().unwrap();
         let (first, last) = (stat_line(500, M), stat_line(1000, 2 * M));
         let text = format!("{}\n{}\n", serde_json::to_string(&first).unwrap(), serde_json::to_string(&last).unwrap());
@@ -284,7 +289,7 @@ mod tests {
         let out = crate::remote::on_host("localhost", &probe_line(&jobs)).output().unwrap();
         assert!(out.status.success(), "jobs with no files fail nothing: {out:?}");
         let parsed = parse_probe(&String::from_utf8_lossy(&out.stdout)).unwrap();
-        assert_eq!(parsed.job_stats.into_iter().collect::<Vec<_>>(), [(NodeJobId("live".into()), last)]);
+        assert_eq!(parsed.job_stats.into_iter().collect::<Vec<_>>(), [(NodeJobId("live".into()), vec![first, last])]);
     }
 
     fn sample_output() -> String {

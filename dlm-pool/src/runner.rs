@@ -214,7 +214,7 @@ async fn remove_directory(plan: &Plan) -> Result<(), String> {
 
 fn record_stats(jobs: &Mutex<NodeJobs>, id: &NodeJobId, line: StatLine) {
     let mut table = jobs.lock().unwrap_or_else(|p| p.into_inner());
-    table.record_stats([(id.clone(), line)].into());
+    table.record_stats([(id.clone(), vec![line])].into());
 }
 
 fn set_state(jobs: &Mutex<NodeJobs>, id: &NodeJobId, state: NodeJobState) {

@@ -1,6 +1,6 @@
 //! Live statistics (`DLM_STATS_LIVE=PATH`): a thread of its own appends one JSON line
 //! ([`crate::stats::live_line`]) to the file every [`PERIOD`], the first at once and a last one
-//! at shutdown, after the pager has stopped. A cluster's manager reads the file's last line on
+//! at shutdown, after the pager has stopped. A cluster's manager reads the file's newest lines on
 //! each sample of the node, for DLM-WAN's live view of the job.
 //!
 //! Not the pager's work: the pager never blocks on files and never unwinds. The counters are
