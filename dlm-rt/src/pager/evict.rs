@@ -128,45 +128,73 @@ impl Pager {
                 // SAFETY: moved out of the program's reach, the slot cannot change until released.
                 let send =
                     unsafe { self.start_put(index, self.staging.ptr(slot).add(span.offset), span.len, incoming) };
-                self.outgoing.push_back((slot, send));
+                self.outgoing.push_back((slot, vec![send]));
             }
             Some(slot) => self.staging.release(slot, true),
             None => {
                 if dirty {
-                    // Writers now block until the page has been sent and dropped.
-                    let mut send = self.send_home(index, incoming);
-                    self.job.finish(&mut send);
+                    self.copy_out_and_send(index, span, incoming);
                 }
-                // SAFETY: the page is DLM memory whose data is now on its server (or never written).
+                // SAFETY: the page is DLM memory whose data is on its way home from a staging
+                // slot (or on its server already).
                 unsafe { sys::discard(span.ptr(), span.len) };
             }
         }
     }
 
-    /// Evicts a partial page: its written blocks go home (write-protected while sent), then
-    /// its blocks are dropped. Returns the bytes it held.
+    /// Evicts a partial page: its written blocks go home under one request, copied out first so
+    /// that the pager does not wait for the sends, then its blocks are dropped. Returns the
+    /// bytes it held.
     pub(super) fn evict_blocks(&mut self, index: usize, span: Span) -> usize {
         let blocks = self.partial.remove(&(index as u32)).expect("partial pages have blocks");
-        let frame = span.frame();
-        let home = self.pages[index].home().expect("partial pages have a home");
-        let mut sends = Vec::new();
-        for (first, count) in blocks.dirty_runs(self.page_size / self.block) {
-            let (at, len) = (frame + first * self.block, count * self.block);
-            self.staging.protect(at as *mut u8, len);
-            self.job.send(
-                home.server as usize,
-                Request::Put { at: self.home_address(home) + (at - frame) as u64, len: len as u64 },
-            );
-            // SAFETY: write-protected, the blocks stay unchanged until the send is finished.
-            sends.push(unsafe { self.job.start_send_data(home.server as usize, at as *const u8, len) });
-            Counters::add(&self.counters.bytes_written_back, len as u64);
+        let runs = blocks.dirty_runs(self.page_size / self.block);
+        if !runs.is_empty() {
+            self.write_back_blocks(index, span, &runs);
         }
-        for send in &mut sends {
-            self.job.finish(send);
-        }
-        // SAFETY: the blocks' data is on the server now; the page is DLM memory.
+        // SAFETY: the written blocks' data is on its way home from a staging slot; the page is
+        // DLM memory.
         unsafe { sys::discard(span.ptr(), span.len) };
         blocks.count * self.block
+    }
+
+    /// Copies the written blocks `runs` (first block, count) of partial page `index` packed into
+    /// a staging slot and starts sending them home as one `PutRuns`; the slot is released when
+    /// the sends finish. The page is write-protected first, so that a write from another
+    /// thread between the copy and the drop waits and retries instead of being lost.
+    fn write_back_blocks(&mut self, index: usize, span: Span, runs: &[(usize, usize)]) {
+        let home = self.pages[index].home().expect("partial pages have a home");
+        self.staging.protect(span.ptr(), span.len);
+        let slot = self.free_slot();
+        let packed = self.staging.ptr(slot);
+        let mut list = Vec::with_capacity(runs.len());
+        let mut len = 0;
+        for &(first, count) in runs {
+            let (offset, bytes) = (first * self.block, count * self.block);
+            // SAFETY: the run lies in the page's frame and is installed; the slot is a page long
+            // and the runs together are at most a page.
+            unsafe { std::ptr::copy_nonoverlapping((span.frame() + offset) as *const u8, packed.add(len), bytes) };
+            list.push([offset as u64, bytes as u64]);
+            len += bytes;
+        }
+        // SAFETY: the slot is held until the send is finished (`outgoing`).
+        let sends = unsafe { self.job.start_put_runs(home.server as usize, self.home_address(home), &list, packed) };
+        self.outgoing.push_back((slot, sends));
+        Counters::add(&self.counters.bytes_written_back, len as u64);
+    }
+
+    /// Copies dirty page `index`, which is not moved out, into a staging slot and starts sending
+    /// it home from there, so that the pager need not wait for the send; the slot is released
+    /// when it finishes. Write-protected first: a writer waits until the page is dropped.
+    fn copy_out_and_send(&mut self, index: usize, span: Span, incoming: Option<Incoming>) {
+        self.staging.protect(span.ptr(), span.len);
+        let slot = self.free_slot();
+        // SAFETY: the slot is ours and a page long; the span is resident and lies at its offset.
+        let copy = unsafe { self.staging.ptr(slot).add(span.offset) };
+        // SAFETY: as above; the page is resident and write-protected.
+        unsafe { std::ptr::copy_nonoverlapping(span.ptr(), copy, span.len) };
+        // SAFETY: the slot is held until the send is finished (`outgoing`).
+        let send = unsafe { self.start_put(index, copy, span.len, incoming) };
+        self.outgoing.push_back((slot, vec![send]));
     }
 
     /// Write-protects a dirty page and starts sending it home; it is clean once the send
@@ -227,8 +255,8 @@ impl Pager {
             self.pages[*index as usize].state = State::Clean;
             self.cleanings.pop_front();
         }
-        while let Some((slot, send)) = self.outgoing.front_mut() {
-            if !self.job.finished(send) {
+        while let Some((slot, sends)) = self.outgoing.front_mut() {
+            if !self.job.all_finished(sends) {
                 break;
             }
             self.staging.release(*slot, true);
@@ -254,8 +282,8 @@ impl Pager {
     pub(super) fn drain_transfers(&mut self) {
         self.finish_cleanings(|_| true);
         self.drop_read_aheads(|_, _| true);
-        while let Some((slot, mut send)) = self.outgoing.pop_front() {
-            self.job.finish(&mut send);
+        while let Some((slot, mut sends)) = self.outgoing.pop_front() {
+            self.job.finish_all(&mut sends);
             self.staging.release(slot, true);
         }
     }

@@ -120,8 +120,8 @@ impl Pager {
             if let Some(slot) = self.staging.take() {
                 return slot;
             }
-            if let Some((slot, mut send)) = self.outgoing.pop_front() {
-                self.job.finish(&mut send);
+            if let Some((slot, mut sends)) = self.outgoing.pop_front() {
+                self.job.finish_all(&mut sends);
                 self.staging.release(slot, true);
             } else if let Some(oldest) = self.read_aheads.front().map(|a| a.index) {
                 self.drop_read_aheads(|i, _| i == oldest as usize);
@@ -254,10 +254,18 @@ impl Pager {
                 _ => self.page_in(index, write),
             };
         }
-        self.make_room(self.block, Incoming::Unfetched(index));
         let span = self.span(index);
+        let home = self.pages[index].home().expect("blocks are fetched only for pages with a home");
+        let block_addr = self.block_of(addr);
+        let in_frame = block_addr - span.frame();
+        let at = self.home_address(home) + in_frame as u64;
+        // The round trip goes on while room is made: the block arrives in the pager's own
+        // buffer, and no eviction gives this page's home away (it is not wholly resident).
+        // SAFETY: the buffer is a block long and only this transfer uses it until finished.
+        let mut transfer =
+            unsafe { self.job.start_get(home.server as usize, at, self.block_buffer.as_mut_ptr(), self.block) };
+        self.make_room(self.block, Incoming::Unfetched(index));
         let page = self.pages[index];
-        let home = page.home().expect("blocks are fetched only for pages with a home");
         if page.state != State::Partial {
             // Absent: it becomes partial with this block.
             self.partial.insert(index as u32, Blocks::new(self.page_size / self.block, self.faults));
@@ -265,12 +273,6 @@ impl Pager {
             self.pages[index].written = false;
             self.resident.push_back(index as u32);
         }
-        let block_addr = self.block_of(addr);
-        let in_frame = block_addr - span.frame();
-        let at = self.home_address(home) + in_frame as u64;
-        // SAFETY: the buffer is a block long and only this transfer uses it until finished.
-        let mut transfer =
-            unsafe { self.job.start_get(home.server as usize, at, self.block_buffer.as_mut_ptr(), self.block) };
         self.job.finish(&mut transfer);
         let write_protect = !(write || page.write_hint);
         let block_ptr = block_addr as *mut u8;

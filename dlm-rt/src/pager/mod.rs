@@ -140,8 +140,8 @@ pub struct Pager {
     resident_budget: usize,
     /// Resident pages whose copy is on its way home, oldest first.
     cleanings: VecDeque<(u32, Transfer)>,
-    /// Evicted pages being sent home from a staging slot, oldest first.
-    outgoing: VecDeque<(Slot, Transfer)>,
+    /// Evicted pages (or their written blocks) being sent home from a staging slot, oldest first.
+    outgoing: VecDeque<(Slot, Vec<Transfer>)>,
     /// Pages being fetched ahead, oldest first.
     read_aheads: VecDeque<ReadAhead>,
     /// The userfaultfd, and where fetched pages are received and evicted pages are moved to.

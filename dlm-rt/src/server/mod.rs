@@ -58,6 +58,7 @@ fn serve_until_shutdown(hello: &Hello, tenant: &mut Tenant) {
             Err(Ended::OutOfBounds { at, len, capacity }) => {
                 sys::fatal(&format!("request for bytes {at}..+{len} beyond this server's capacity of {capacity}"))
             }
+            Err(Ended::Unordered { at }) => sys::fatal(&format!("request to write pieces at {at} that overlap")),
         }
     }
 }

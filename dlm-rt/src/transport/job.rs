@@ -7,7 +7,7 @@
 //! `s + 1`); each server of a pool has a communicator of its own, made when the compute process
 //! connected to it (ranks 0 and 1). A server sees one link: its compute process.
 
-use super::protocol::{Request, COMPUTE_RANK, TAG_DATA, TAG_REQUEST};
+use super::protocol::{Request, Run, COMPUTE_RANK, TAG_DATA, TAG_REQUEST, TAG_RUNS};
 use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::SimpleCommunicator;
 use std::os::fd::OwnedFd;
@@ -214,6 +214,32 @@ impl Job {
         posted.unwrap_or_else(|lost| self.failed(server, lost))
     }
 
+    /// Sends a [`Request::PutRuns`] of `runs` at `at` and their list, then starts sending each
+    /// run's data, packed back to back at `data`, and returns at once. Each run is a message of
+    /// its own: a server receives it straight into its store, and runs of a block or two stay
+    /// small enough for MPI to deliver them eagerly (one message through an indexed datatype,
+    /// or one packed message scattered by the server, kept the server busy while Gets waited:
+    /// docs/PERFORMANCE.md).
+    ///
+    /// # Safety
+    /// `[data, data + the runs' total length)` must stay readable and unchanged until every
+    /// send is finished.
+    pub unsafe fn start_put_runs(&self, server: usize, at: u64, runs: &[Run], data: *const u8) -> Vec<Transfer> {
+        self.send(server, Request::PutRuns { at, runs: runs.len() as u64 });
+        // SAFETY: the list is live u64 words.
+        if let Err(lost) = unsafe { self.send_words(server, TAG_RUNS, runs.as_flattened()) } {
+            self.failed(server, lost);
+        }
+        let mut from = 0;
+        let mut sends = Vec::with_capacity(runs.len());
+        for &[_, len] in runs {
+            // SAFETY: the caller keeps the packed data valid until the sends are finished.
+            sends.push(unsafe { self.start_send_data(server, data.add(from), len as usize) });
+            from += len as usize;
+        }
+        sends
+    }
+
     /// Sends a [`Request::Get`] of `len` bytes at `at` and starts receiving them into `into`
     /// without waiting. Replies come in the order of the requests, so every Get's receive is
     /// posted with it.
@@ -271,6 +297,16 @@ impl Job {
     /// message naming the server if MPI reports it failed.
     pub fn finished(&self, transfer: &mut Transfer) -> bool {
         self.test(transfer).unwrap_or_else(|lost| self.failed(transfer.server(), lost))
+    }
+
+    /// Whether every one of `transfers` has finished (the first unfinished one ends the test).
+    pub fn all_finished(&self, transfers: &mut [Transfer]) -> bool {
+        transfers.iter_mut().all(|transfer| self.finished(transfer))
+    }
+
+    /// Waits until every one of `transfers` has finished, as [`Job::finish`] does.
+    pub fn finish_all(&self, transfers: &mut [Transfer]) {
+        transfers.iter_mut().for_each(|transfer| self.finish(transfer));
     }
 
     /// Waits until the transfer has finished; ends the program with a message naming the server

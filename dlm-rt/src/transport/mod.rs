@@ -26,4 +26,4 @@ pub use job::{Job, Transfer};
 pub use launch::{finalize_server, spawn_servers, start, start_unlinked, Launch, SpawnError};
 pub use liveness::{KEEP_ALIVE, SILENCE_LIMIT};
 pub use meeting::{Admission, ConnectError, Door, Knock, Port};
-pub use protocol::{Hello, Request, Setup};
+pub use protocol::{Hello, Request, Run, Setup};

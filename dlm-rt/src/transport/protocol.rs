@@ -10,6 +10,11 @@ pub(super) const TAG_DATA: i32 = 12;
 pub(super) const TAG_HELLO: i32 = 13;
 pub(super) const TAG_SETUP: i32 = 14;
 pub(super) const TAG_BYE: i32 = 15;
+/// The run list of a [`Request::PutRuns`], sent right after its header.
+pub(super) const TAG_RUNS: i32 = 16;
+
+/// One run of a [`Request::PutRuns`]: `[offset from at, length]` in bytes.
+pub type Run = [u64; 2];
 
 /// What the compute process asks of a memory server. `at` and `len` are bytes of the server's
 /// store: a whole DLM page is one slot, and a part of it (a block fetched on its own) is a
@@ -18,6 +23,10 @@ pub(super) const TAG_BYE: i32 = 15;
 pub enum Request {
     /// Store `len` bytes at `at`; the data follows on [`TAG_DATA`].
     Put { at: u64, len: u64 },
+    /// Store `runs` pieces at `at`: their list (`runs` [`Run`]s, ascending and disjoint) follows
+    /// on [`TAG_RUNS`], then each run's data on [`TAG_DATA`], in order. The written blocks of a
+    /// partial page go home with one request instead of one `Put` each.
+    PutRuns { at: u64, runs: u64 },
     /// Send back `len` bytes from `at` on [`TAG_DATA`].
     Get { at: u64, len: u64 },
     /// Forget `len` bytes at `at` and give their memory back to the host.
@@ -39,6 +48,7 @@ impl Request {
             Request::Free { at, len } => [3, at, len],
             Request::Shutdown => [4, 0, 0],
             Request::KeepAlive => [5, 0, 0],
+            Request::PutRuns { at, runs } => [6, at, runs],
         }
     }
 
@@ -49,6 +59,7 @@ impl Request {
             3 => Some(Request::Free { at: h[1], len: h[2] }),
             4 => Some(Request::Shutdown),
             5 => Some(Request::KeepAlive),
+            6 => Some(Request::PutRuns { at: h[1], runs: h[2] }),
             _ => None,
         }
     }

@@ -2,7 +2,7 @@
 //! Put and sent for a Get, each transfer started without waiting.
 
 use super::job::{Job, PeerLost, Transfer};
-use super::protocol::{Header, Request, TAG_DATA, TAG_REQUEST};
+use super::protocol::{Header, Request, Run, TAG_DATA, TAG_REQUEST, TAG_RUNS};
 use mpi::raw::AsRaw;
 
 /// A server's one peer, its compute process.
@@ -51,6 +51,34 @@ impl Job {
                 mpi::ffi::MPI_Irecv(into.cast(), count, datatype, rank, TAG_DATA, comm, request)
             })
         }
+    }
+
+    /// Receives the run list of a [`Request::PutRuns`] of `count` runs (sent right after it).
+    pub fn receive_runs(&self, count: u64) -> Result<Vec<Run>, PeerLost> {
+        use mpi::datatype::Equivalence;
+        let words = count.checked_mul(2).and_then(|w| i32::try_from(w).ok());
+        let Some(words) = words else {
+            crate::sys::fatal(&format!("memory server received a PutRuns of {count} runs"));
+        };
+        let mut runs = vec![[0u64; 2]; count as usize];
+        let (comm, compute) = self.route(COMPUTE);
+        let mut status = std::mem::MaybeUninit::uninit();
+        // SAFETY: the buffer holds `words` u64 words; the datatype matches them.
+        let rc = unsafe {
+            mpi::ffi::MPI_Recv(
+                runs.as_mut_ptr().cast(),
+                words,
+                u64::equivalent_datatype().as_raw(),
+                compute,
+                TAG_RUNS,
+                comm.as_raw(),
+                status.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(PeerLost { mpi_error: rc });
+        }
+        Ok(runs)
     }
 
     /// Starts sending the answer to a [`Request::Get`] from `data` and returns at once.

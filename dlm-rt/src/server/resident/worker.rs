@@ -60,5 +60,6 @@ fn why(ended: &Ended) -> String {
         Ended::OutOfBounds { at, len, capacity } => {
             format!("refused a request for bytes {at}..+{len} beyond the {capacity} bytes granted, and ends")
         }
+        Ended::Unordered { at } => format!("refused a write at {at} whose pieces overlap, and ends"),
     }
 }
