@@ -47,7 +47,7 @@ PORTAL = f"http://127.0.0.1:{PORTAL_PORT}"
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, each one job unwatched and one watched")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each one job unwatched and one watched (in turn first)")
     parser.add_argument("--pollers", type=int, default=20, help="sessions polling the live view at once")
     parser.add_argument("--sweeps", type=int, default=24, help="the stencil's sweeps")
     parser.add_argument("--out", default=str(REPO / "docs" / "bench"), help="where portal.json and portal.md go")
@@ -137,18 +137,48 @@ def wait_and_time(env, job, scratch):
     return float(found.group(1)) if mine["state"] == "done" and found else None
 
 
+def service_pids():
+    """The portal, the WAN manager and munged: the processes that a poll costs CPU in."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if " portal -w " in cmdline or " wan manager " in cmdline or cmdline.startswith("/usr/sbin/munged"):
+            pids.append(pid)
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def one_job(env, scratch, sweeps, sessions):
-    """One job, watched by `sessions` (possibly none): its time and the polls' latencies."""
+    """One job, watched by `sessions` (possibly none): its time, the polls' latencies, and the
+    CPU the services (portal, WAN manager, munged) and the pollers used per second meanwhile."""
+    pids = service_pids()
     job = submit(env, sweeps)
     stop, latencies = threading.Event(), []
     pollers = [threading.Thread(target=poll, args=(s, job, stop, latencies)) for s in sessions]
+    started, services, own = time.monotonic(), cpu_seconds(pids), sum(os.times()[:2])
     for p in pollers:
         p.start()
     seconds = wait_and_time(env, job, scratch)
     stop.set()
     for p in pollers:
         p.join()
-    return seconds, latencies
+    wall = time.monotonic() - started
+    cpu = {"services": (cpu_seconds(pids) - services) / wall, "pollers": (sum(os.times()[:2]) - own) / wall}
+    return seconds, latencies, cpu
 
 
 def render(report):
@@ -156,26 +186,29 @@ def render(report):
     return "\n".join([
         f"# Portal under load ({report['date']}, {report['machine']})", "",
         f"`{report['command']}`: {report['rounds']} rounds; each the same dlmcc stencil (256 MiB, half through "
-        "a pool on dlmh1) unwatched, then watched.", "",
-        "| | sweeps' time (median, s) | / unwatched | live-view requests | request latency p50 / p95 (ms) |",
-        "|---|---|---|---|---|",
-        f"| unwatched | {fmt(report['unwatched_s'])} | 1 | 0 | — |",
+        "a pool on dlmh1) unwatched and watched, in turn first.", "",
+        "| | sweeps' time (median, s) | / unwatched | live-view requests | request latency p50 / p95 (ms) "
+        "| CPU of portal + WAN manager + munged (cores) | CPU of the pollers (cores) |",
+        "|---|---|---|---|---|---|---|",
+        f"| unwatched | {fmt(report['unwatched_s'])} | 1 | 0 | — | {fmt(report['cpu']['unwatched']['services'])} | — |",
         f"| {report['pollers']} sessions polling each second | {fmt(report['watched_s'])} | "
-        f"{fmt(report['ratio'])} | {report['requests']} | {fmt(report['p50_ms'], 1)} / {fmt(report['p95_ms'], 1)} |",
+        f"{fmt(report['ratio'])} | {report['requests']} | {fmt(report['p50_ms'], 1)} / {fmt(report['p95_ms'], 1)} "
+        f"| {fmt(report['cpu']['watched']['services'])} | {fmt(report['cpu']['watched']['pollers'])} |",
         "", f"Each run: unwatched {report['unwatched_runs']}, watched {report['watched_runs']}.", ""])
 
 
 def measure(args, env, scratch, password):
     sessions = [session(password) for _ in range(args.pollers)]
-    unwatched, watched, latencies = [], [], []
+    unwatched, watched, latencies, cpu = [], [], [], {"unwatched": [], "watched": []}
+    # ABBA: odd rounds watched first, so that neither kind always runs second.
     for n in range(args.rounds):
-        print(f"round {n + 1}: unwatched", file=sys.stderr)
-        unwatched.append(one_job(env, scratch, args.sweeps, [])[0])
-        print(f"round {n + 1}: {args.pollers} pollers", file=sys.stderr)
-        seconds, lat = one_job(env, scratch, args.sweeps, sessions)
-        watched.append(seconds)
-        latencies += lat
-    return unwatched, watched, latencies
+        for watching in ([False, True] if n % 2 == 0 else [True, False]):
+            print(f"round {n + 1}: {f'{args.pollers} pollers' if watching else 'unwatched'}", file=sys.stderr)
+            seconds, lat, used = one_job(env, scratch, args.sweeps, sessions if watching else [])
+            (watched if watching else unwatched).append(seconds)
+            cpu["watched" if watching else "unwatched"].append(used)
+            latencies += lat
+    return unwatched, watched, latencies, cpu
 
 
 def main():
@@ -191,7 +224,7 @@ def main():
     try:
         env = {**os.environ, **cluster_up(None), "DLM_WAN": f"127.0.0.1:{WAN_PORT}", "PATH": f"{RELEASE}:{os.environ['PATH']}"}
         portal = start_services(env, scratch)
-        unwatched, watched, latencies = measure(args, env, scratch, password)
+        unwatched, watched, latencies, cpu = measure(args, env, scratch, password)
     except (RuntimeError, subprocess.CalledProcessError) as e:
         sys.exit(str(e))
     finally:
@@ -208,6 +241,8 @@ def main():
         "requests": len(latencies), "failed_requests": len(latencies) - len(good),
         "p50_ms": good[len(good) // 2] * 1e3 if good else None,
         "p95_ms": good[int(len(good) * 0.95)] * 1e3 if good else None,
+        "cpu": {k: {part: statistics.median(r[part] for r in runs) for part in ("services", "pollers")}
+                for k, runs in cpu.items()},
     }
     report["ratio"] = report["watched_s"] / report["unwatched_s"] if report["watched_s"] and report["unwatched_s"] else None
     out = Path(args.out)
