@@ -210,10 +210,9 @@ fn the_portal_runs_watches_and_downloads_jobs_in_a_real_browser_for_its_own_user
 
     // The WAN manager gone, the portal still serves (its pages then say the manager does not
     // answer) and still stops cleanly.
-    let down = run(
-        &mut Command::new(dlm()).args(["wan", "down", "--force"]).env("DLM_WAN", format!("localhost:{WAN_PORT}")),
-        LIMIT,
-    );
+    let mut down = Command::new(dlm());
+    down.args(["wan", "down", "--force"]).env("DLM_WAN", format!("localhost:{WAN_PORT}"));
+    let down = run(&mut down, LIMIT);
     assert!(down.status.success(), "{}", down.stderr);
     let login = run(
         Command::new("curl")
