@@ -124,6 +124,37 @@ fn register(client: &PoolClient, host: &str, pid: u32, line: Option<u32>) -> Ser
     id
 }
 
+/// A stand-in server's reports every [`TIMING`]`.report_every` on a thread of its own, until
+/// dropped: for a test whose steps (processes started as another user) may, on a loaded machine,
+/// take longer than the server timeout, after which the server would be down.
+struct Reporting {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reporting {
+    fn start(client: PoolClient, server: ServerId, pid: u32) -> Reporting {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                client.report(server, &Report { pid, host: sample(), clients: vec![] }).unwrap();
+                std::thread::sleep(TIMING.report_every);
+            }
+        });
+        Reporting { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Waits until the manager has left its rebuilding phase.
 fn wait_serving(client: &PoolClient) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -243,7 +274,8 @@ fn another_users_peer_credentials_are_what_the_manager_sees() {
     let dir = open_dir();
     let manager = Running::start(dir.path(), "node01 8G\n");
     let local = manager.local();
-    register(&local, "node01", 501, None);
+    let server = register(&local, "node01", 501, None);
+    let _reporting = Reporting::start(manager.local(), server, 501);
     wait_serving(&local);
     // As `nobody`, a join whose body claims to be root: the manager records nobody.
     let body = r#"{"bytes": 4096, "user": "root", "uid": 0, "pid": 1}"#;
@@ -315,8 +347,10 @@ fn tcp_join_renew_leave_with_munge() {
     let dir = open_dir();
     let manager = Running::start(dir.path(), "node01 8G\nnode02 8G\n");
     let tcp = manager.tcp();
-    register(&tcp, "node01", 501, None);
-    register(&tcp, "node02", 502, None);
+    let s0 = register(&tcp, "node01", 501, None);
+    let s1 = register(&tcp, "node02", 502, None);
+    // Every call over TCP runs munge or unmunge: reports keep the servers up meanwhile.
+    let _reporting = [Reporting::start(manager.local(), s0, 501), Reporting::start(manager.local(), s1, 502)];
     wait_serving(&tcp);
     let a = join(&tcp, 3 * G);
     let status = tcp.status().unwrap();
