@@ -32,6 +32,8 @@ impl Pager {
                 }
                 Command::Shutdown => {
                     self.drain_transfers();
+                    #[cfg(feature = "bench")]
+                    self.trace.write();
                     self.job.shut_down_servers();
                     let _ = done.send(Ok(()));
                     return true;

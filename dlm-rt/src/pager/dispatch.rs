@@ -74,6 +74,8 @@ impl Pager {
     /// A read or write of a missing page or block: bring what the access pattern calls for.
     fn serve_missing(&mut self, index: usize, addr: usize, write: bool) {
         let installed_before = self.installed_bytes;
+        #[cfg(feature = "bench")]
+        self.trace.record(index);
         self.serve_missing_by_state(index, addr, write);
         self.last_missing = self.block_of(addr);
         let brought = self.installed_bytes - installed_before;

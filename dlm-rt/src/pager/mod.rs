@@ -54,6 +54,8 @@ mod segments;
 mod slots;
 mod staging;
 mod streams;
+#[cfg(feature = "bench")]
+mod trace;
 
 pub use evacuate::Destination;
 pub use failure::on_pager_thread;
@@ -168,6 +170,9 @@ pub struct Pager {
     /// Pages moving off a draining pool server, and where a page's copy passes.
     evacuation: Option<evacuate::Evacuation>,
     evacuation_buffer: Vec<u8>,
+    /// The benchmark's record of missing faults (`trace`).
+    #[cfg(feature = "bench")]
+    trace: trace::FaultTrace,
 }
 
 impl Pager {
@@ -215,6 +220,8 @@ impl Pager {
             swap_checked: Instant::now(),
             evacuation: None,
             evacuation_buffer: Vec::new(),
+            #[cfg(feature = "bench")]
+            trace: trace::FaultTrace::from_env(),
         }
     }
 

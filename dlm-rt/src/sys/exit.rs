@@ -2,7 +2,7 @@
 //! process that run no exit handlers (they would wait for MPI peers that are gone).
 
 /// Writes `message` to fd 2 without Rust's stderr lock. Async-signal-safe.
-pub(super) fn write_stderr(message: &str) {
+pub(crate) fn write_stderr(message: &str) {
     write_stderr_bytes(message.as_bytes());
 }
 

@@ -19,6 +19,8 @@ mod range;
 mod signals;
 mod uffd;
 
+#[cfg(feature = "bench")]
+pub(crate) use exit::write_stderr;
 pub use exit::{end_server, exit_now, fatal};
 pub use fds::{poll_readable, watch_process, EventFd};
 pub use host::{
