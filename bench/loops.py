@@ -4,6 +4,7 @@
     python3 bench/loops.py                    # stencil, triad and rmw at 25 % and 50 % local
     python3 bench/loops.py --only rmw --ratios 0.25
     python3 bench/loops.py --baseline DIR     # the optimum also from another build's traces
+    python3 bench/loops.py --compare RELEASE --rounds 3   # speed against another build, ABBA
 
 Each workload runs once per budget with DLM_STATS_JSON (DLM's bytes fetched and written back)
 and DLMBENCH_FAULT_TRACE (the page of every missing fault, a build with the `bench` feature).
@@ -12,7 +13,10 @@ fault on a page seen before that it cannot keep is a fetch of a whole page. A po
 pages resident sees fewer faults, so its own trace under-counts the program's references and
 its optimum is a lower bound; with --baseline the larger of the two optima is used (the
 baseline's trace, from FIFO replacement, misses the fewest references). Traffic is
-deterministic; the timings printed are not, on a busy machine.
+deterministic; the timings printed are not, on a busy machine. With --compare (another
+build's release directory, e.g. a worktree of an earlier commit built with the same features),
+each workload runs natively once per round and under both builds in ABBA order; the speeds
+printed are medians, with this build's over the other's and over native.
 
 The dlmcc stencil (examples/c/himeno.c) and dlmbench must be built first, as bench/run.py
 does: cargo build --release --workspace --lib --bins --examples --features dlm-rt/bench.
@@ -22,6 +26,7 @@ import argparse
 import os
 import heapq
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +34,7 @@ from array import array
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DLMBENCH, RELEASE, REPO, parse_results  # noqa: E402
+from run import RELEASE, REPO, parse_results  # noqa: E402
 
 GRID = (193, 193, 385)
 
@@ -70,21 +75,23 @@ def read_trace(path):
     return trace.tolist()
 
 
-def workloads(mib, iterations):
-    himeno = RELEASE / "bench" / "himeno-c"
+def workloads(release, mib, iterations, native=False):
+    dlmbench = [release / "examples" / "dlmbench"]
+    flag = ["--native"] if native else []
+    himeno = release / "bench" / ("himeno-native" if native else "himeno-c")
     return {
         "stencil": ([himeno, str(iterations)], 14 * 4 * GRID[0] * GRID[1] * GRID[2]),
-        "triad": ([DLMBENCH, "triad", str(mib)], mib << 20),
-        "rmw": ([DLMBENCH, "rmw", str(mib)], mib << 20),
+        "triad": (dlmbench + ["triad", str(mib)] + flag, mib << 20),
+        "rmw": (dlmbench + ["rmw", str(mib)] + flag, mib << 20),
     }
 
 
-def build_stencil():
-    out = RELEASE / "bench"
+def build_stencil(release, native=False):
+    out = release / "bench"
     out.mkdir(exist_ok=True)
     sizes = [f"-D{name}={n}" for name, n in zip(("MIMAX", "MJMAX", "MKMAX"), GRID)]
-    subprocess.run([RELEASE / "dlmcc", "-O3", *sizes, "-o", out / "himeno-c", REPO / "examples/c/himeno.c"],
-                   check=True)
+    compiler, name = (["cc"], "himeno-native") if native else ([release / "dlmcc"], "himeno-c")
+    subprocess.run([*compiler, "-O3", *sizes, "-o", out / name, REPO / "examples/c/himeno.c"], check=True)
 
 
 def measure(name, cmd, budget, traces):
@@ -99,6 +106,38 @@ def measure(name, cmd, budget, traces):
     return counters, parse_results(done.stdout), trace_path
 
 
+def speed_of(results):
+    return next(((v, u) for k, (v, u) in results.items() if u in ("GB/s", "MFLOPS")), (0, ""))
+
+
+def compare(args, traces):
+    """Speeds of this build, another one (`args.compare`) and native, ABBA, medians."""
+    other = Path(args.compare).resolve()
+    build_stencil(other)
+    build_stencil(RELEASE, native=True)
+    mine, theirs = workloads(RELEASE, args.mib, args.iterations), workloads(other, args.mib, args.iterations)
+    natives = workloads(RELEASE, args.mib, args.iterations, native=True)
+    for name, (cmd, nbytes) in mine.items():
+        if args.only and name not in args.only:
+            continue
+        native = [speed_of(parse_results(subprocess.run(natives[name][0], capture_output=True, text=True,
+                                                        check=True).stdout))[0] for _ in range(args.rounds)]
+        for ratio in (float(r) for r in args.ratios.split(",")):
+            budget = int(nbytes * ratio)
+            speeds, unit = {"this": [], "other": []}, ""
+            for round in range(args.rounds):
+                order = ["other", "this"] if round % 2 == 0 else ["this", "other"]
+                for which in order:
+                    run = cmd if which == "this" else theirs[name][0]
+                    speed, unit = speed_of(measure(name, run, budget, traces)[1])
+                    speeds[which].append(speed)
+            med = {k: statistics.median(v) for k, v in speeds.items()}
+            print(f"{name} {ratio * 100:g}%: this {med['this']:.4g} other {med['other']:.4g} native "
+                  f"{statistics.median(native):.4g} {unit}; this/other {med['this'] / med['other']:.3f}, "
+                  f"this/native {med['this'] / statistics.median(native):.3f}; per round this {speeds['this']} "
+                  f"other {speeds['other']}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="a workload (stencil, triad, rmw); repeatable")
@@ -108,12 +147,16 @@ def main():
     parser.add_argument("--traces", default=None, help="keep the traces in this folder")
     parser.add_argument("--baseline", help="a --traces folder of another build: its optimum counts too")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--compare", help="another build's release directory: speeds side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="ABBA rounds with --compare")
     args = parser.parse_args()
     traces = Path(args.traces or tempfile.mkdtemp(prefix="dlm-loops-"))
     traces.mkdir(parents=True, exist_ok=True)
-    build_stencil()
+    if args.compare:
+        return compare(args, traces)
+    build_stencil(RELEASE)
     rows = []
-    for name, (cmd, nbytes) in workloads(args.mib, args.iterations).items():
+    for name, (cmd, nbytes) in workloads(RELEASE, args.mib, args.iterations).items():
         if args.only and name not in args.only:
             continue
         for ratio in (float(r) for r in args.ratios.split(",")):
@@ -125,7 +168,7 @@ def main():
             if args.baseline and (Path(args.baseline) / trace_path.name).exists():
                 baseline = read_trace(Path(args.baseline) / trace_path.name)
                 optimum = max(optimum, belady_fetches(baseline, capacity) * page)
-            speed = next(((v, u) for k, (v, u) in results.items() if u in ("GB/s", "MFLOPS")), (0, ""))
+            speed = speed_of(results)
             row = {"workload": name, "local": ratio, "page": page, "fetched": counters["bytes_fetched"],
                    "written_back": counters["bytes_written_back"], "optimum": optimum,
                    "ratio": counters["bytes_fetched"] / optimum if optimum else None,

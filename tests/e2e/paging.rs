@@ -175,3 +175,23 @@ fn live_statistics_are_written_while_the_program_pages() {
     assert!((160 << 20..=256 << 20).contains(&most), "{text}");
     assert_eq!((last.resident_bytes, last.servers[0].bytes), (0, 0), "{text}");
 }
+
+/// A loop over more data than the budget keeps a part resident (FIFO re-fetches all of it on
+/// every pass; the optimum re-fetches three quarters here), and a loop that fits, over data
+/// the first one evicted, becomes resident within about two passes (FIFO: one) although the
+/// first loop's kept pages filled the budget. Every element is checked.
+#[test]
+fn loops_keep_a_part_resident_and_a_loop_that_fits_moves_in() {
+    let _heavy = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dlmcc(dir.path(), "tests/c/loops.c");
+    let out = run(Command::new(exe).arg("64").env("DLM_LOCAL_MEM", "64M"), LIMIT);
+    out.assert_success();
+    assert!(out.stdout.contains("loops ok"), "{}", out.stdout);
+    let mib = |key: &str| out.field(key).parse::<u64>().unwrap() >> 20;
+    let (large, fitting) = (mib("large loop fetched:"), mib("fitting loop fetched:"));
+    // 3 passes over 256 MiB: FIFO fetches 768 MiB, the optimum 576 MiB.
+    assert!(large <= 650, "the large loop fetched {large} MiB: nothing of it was kept");
+    // 8 passes over 32 MiB.
+    assert!(fitting <= 80, "the fitting loop fetched {fitting} MiB: it did not become resident");
+}

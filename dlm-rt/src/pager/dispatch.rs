@@ -4,7 +4,7 @@
 
 use super::mailbox::Advice;
 use super::page::State;
-use super::streams::Run;
+use super::streams::{Edge, Run};
 use super::Pager;
 use crate::stats::Counters;
 use crate::sys::{fatal, Fault};
@@ -55,6 +55,7 @@ impl Pager {
             }
         }
         self.pages[index].written = true;
+        self.note_used(index);
     }
 
     /// Whether a fault on a missing block of partial page `index` brings the rest of the page:
@@ -67,6 +68,20 @@ impl Pager {
         }
     }
 
+    /// Feeds a missing fault to stream detection (past the resident pages before it) and
+    /// returns the confirmed stream it continues.
+    fn observe_stream(&mut self, index: usize, addr: usize) -> Option<Run> {
+        let edge = self.edge(index, addr);
+        let reach = match edge {
+            Edge::Start => self.resident_run(index, 1),
+            Edge::End => self.resident_run(index, -1),
+            Edge::Middle => 0,
+        };
+        let run = self.streams.observe(index, edge, reach)?;
+        self.note_stream(index, run.direction, run.passed);
+        Some(run)
+    }
+
     pub(super) fn block_of(&self, addr: usize) -> usize {
         addr - addr % self.block
     }
@@ -76,6 +91,7 @@ impl Pager {
         let installed_before = self.installed_bytes;
         #[cfg(feature = "bench")]
         self.trace.record(index);
+        self.note_missing(index);
         self.serve_missing_by_state(index, addr, write);
         self.last_missing = self.block_of(addr);
         let brought = self.installed_bytes - installed_before;
@@ -95,7 +111,7 @@ impl Pager {
                     self.staging.wake(self.block_of(addr) as *mut u8, self.block);
                 } else if self.completes_partial(advice, index, addr) {
                     self.complete_partial(index, write);
-                    if let Some(run) = self.streams.observe(index, self.edge(index, addr)) {
+                    if let Some(run) = self.observe_stream(index, addr) {
                         self.after_sequential_fault(index, run);
                     }
                 } else {
@@ -103,13 +119,11 @@ impl Pager {
                 }
             }
             State::Absent | State::Stashed | State::Fetching => {
-                let advised = Run { direction: 1, steps: u32::MAX };
+                let advised = Run { direction: 1, steps: u32::MAX, passed: 0 };
                 let run = match advice {
                     Advice::Random => None,
-                    Advice::Sequential | Advice::WillNeed => {
-                        Some(self.streams.observe(index, self.edge(index, addr)).unwrap_or(advised))
-                    }
-                    Advice::Normal | Advice::DontNeed => self.streams.observe(index, self.edge(index, addr)),
+                    Advice::Sequential | Advice::WillNeed => Some(self.observe_stream(index, addr).unwrap_or(advised)),
+                    Advice::Normal | Advice::DontNeed => self.observe_stream(index, addr),
                 };
                 let whole = run.is_some() || page.state != State::Absent || page.home().is_none();
                 if whole || self.block == self.page_size {

@@ -1,4 +1,4 @@
-//! Making room: eviction in FIFO order, sending dirty data home (pre-cleaning, write-back from
+//! Making room: eviction in [`super::replace`]'s order, sending dirty data home (pre-cleaning, write-back from
 //! staging slots without waiting), server slots for pages that have none, and MPI progress.
 
 use super::page::{Home, State};
@@ -27,27 +27,24 @@ impl Incoming {
 }
 
 impl Pager {
-    /// Makes room for `bytes` more resident bytes, evicting pages in FIFO order but the
-    /// incoming one, and passing over dirty pages without a home while no server slot can be
-    /// found for them.
+    /// Makes room for `bytes` more resident bytes, evicting pages in replacement order but the
+    /// incoming one, and passing over pages that cannot be evicted now (held, or dirty without a
+    /// home while no server slot can be found for them).
     pub(super) fn make_room(&mut self, bytes: usize, incoming: Incoming) {
-        let mut passed = 0;
-        while self.resident_bytes + bytes > self.resident_budget {
-            let Some(victim) = self.resident.pop_front() else { break };
-            let victim = victim as usize;
-            if victim == incoming.index() || !self.can_evict(victim, Some(incoming)) {
-                self.resident.push_back(victim as u32);
-                passed += 1;
-                if passed > self.resident.len() {
-                    if self.resident.iter().any(|&i| self.pages[i as usize].held > 0) {
-                        // I/O calls hold the rest: exceed the budget until they return.
-                        break;
-                    }
-                    fatal("no resident DLM page can be evicted: the memory servers are full");
+        while self.resident_bytes + bytes > self.resident_budget && !self.resident.is_empty() {
+            let evictable = |p: &usize| {
+                let index = self.resident[*p] as usize;
+                index != incoming.index() && self.can_evict(index, Some(incoming))
+            };
+            let Some(position) = self.eviction_order().find(evictable) else {
+                if self.resident.iter().any(|&i| self.pages[i as usize].held > 0) {
+                    // I/O calls hold the rest: exceed the budget until they return.
+                    break;
                 }
-                continue;
-            }
-            self.evict(victim, Some(incoming));
+                fatal("no resident DLM page can be evicted: the memory servers are full");
+            };
+            let victim = self.resident.remove(position).expect("the order's positions are in the queue");
+            self.evict(victim as usize, Some(incoming));
         }
     }
 
@@ -234,7 +231,9 @@ impl Pager {
 
     /// Sends the next dirty pages in eviction order home ahead of time.
     pub(super) fn clean_ahead(&mut self) {
-        for position in 0..CLEAN_AHEAD.min(self.resident.len().saturating_sub(1)) {
+        let newest = self.resident.len().saturating_sub(1);
+        let next: Vec<usize> = self.eviction_order().filter(|&p| p != newest).take(CLEAN_AHEAD).collect();
+        for position in next {
             let index = self.resident[position] as usize;
             if self.pages[index].state != State::Dirty || !self.can_evict(index, None) {
                 continue;

@@ -10,9 +10,11 @@
 //! - A page read is mapped write-protected so its first write is seen (dirty tracking); a write
 //!   maps it writable, and so does a read of a page seen written in its last residency (the
 //!   write hint), which saves the write-protect fault of a read-modify-write.
-//! - Replacement is FIFO over resident pages, counted in bytes against the budget. The next
-//!   dirty pages in eviction order start their trip home early (pre-cleaning); an evicted dirty
-//!   page is moved out into a staging slot and sent from there without waiting.
+//! - Replacement is FIFO over resident pages, counted in bytes against the budget, or MRU
+//!   outside a window of the newest pages while a loop larger than the budget runs
+//!   ([`replace`]). The next dirty pages in eviction order start their trip home early
+//!   (pre-cleaning); an evicted dirty page is moved out into a staging slot and sent from there
+//!   without waiting.
 //! - `dlm_advise` hints override the guesses (sequential, random, will-need, don't-need).
 //!
 //! Slots on the servers are handed out on first eviction and kept while the page lives, so a
@@ -29,7 +31,8 @@
 //! - `evacuate`: moving pages off a draining pool server while the program runs.
 //! - `dispatch`: a fault's page and state, and the granularity rule.
 //! - `fetch`: bringing pages and blocks in, read-ahead of streams, completing partial pages.
-//! - `evict`: making room (FIFO), sending data home, pre-cleaning, MPI progress.
+//! - `evict`: making room, sending data home, pre-cleaning, MPI progress.
+//! - `replace`: which page goes next (FIFO, or MRU within a loop), learnt from the faults.
 //! - `staging`: the userfaultfd and the staging slots: every install, move and protect.
 //! - `segments`: the ranges served (the heap's and static arrays) and where a page lies.
 //! - `page`: a page's entry and its [`State`]; `slots`: where evicted pages live on the
@@ -50,6 +53,7 @@ mod fetch;
 mod hold;
 mod mailbox;
 mod page;
+mod replace;
 mod segments;
 mod slots;
 mod staging;
@@ -67,6 +71,7 @@ use crate::stats::Counters;
 use crate::sys::{self, poll_readable, FaultEvents, Mapping};
 use crate::transport::{Job, Transfer, KEEP_ALIVE};
 use page::{Blocks, Page};
+use replace::Replacement;
 use segments::{Segment, Span};
 use slots::ServerSlots;
 use staging::Slot;
@@ -136,8 +141,11 @@ pub struct Pager {
     pages: Vec<Page>,
     /// The blocks of every [`State::Partial`] page.
     partial: HashMap<u32, Blocks>,
-    /// Resident pages, oldest first (FIFO replacement).
+    /// Resident pages, oldest first ([`replace`] picks victims from it).
     resident: VecDeque<u32>,
+    replacement: Replacement,
+    /// The fault count at the last fault that continued a stream.
+    last_stream_fault: u64,
     resident_bytes: usize,
     resident_budget: usize,
     /// Resident pages whose copy is on its way home, oldest first.
@@ -200,6 +208,8 @@ impl Pager {
             block,
             partial: HashMap::new(),
             resident: VecDeque::new(),
+            replacement: Replacement::default(),
+            last_stream_fault: 0,
             resident_bytes: 0,
             resident_budget,
             cleanings: VecDeque::with_capacity(CLEAN_AHEAD),

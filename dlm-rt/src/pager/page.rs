@@ -50,6 +50,9 @@ pub struct Page {
     pub huge: bool,
     /// How many I/O calls hold it resident now (it is not evicted while any does).
     pub held: u8,
+    /// The pager's fault count (wrapping) when it was last seen used: faulted on, or passed
+    /// by a stream while resident; 0 if never (see `replace`).
+    pub used: u32,
 }
 
 // docs/PERFORMANCE.md quotes the pager's metadata per page.

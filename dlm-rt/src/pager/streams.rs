@@ -4,6 +4,8 @@
 //! A stream enters each new page at its edge: a forward sweep at the page's first bytes, a
 //! backward one at its last. A fault elsewhere in the page next to a stream's page is random
 //! access that landed there by chance (likely in a small array), not a step of the stream.
+//! A stream may pass resident pages without a fault (the part of a loop that replacement
+//! keeps): a fault past such a run continues it, and the run's pages count as used.
 
 /// Where in its page a fault is, as far as streams care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +34,11 @@ impl Stream {
     /// Two steps in a row make a stream: one step next to an old fault happens by chance
     /// under random access, far more often than two.
     fn confirmed(&self) -> Option<Run> {
-        (self.steps >= 2).then_some(Run { direction: self.direction, steps: self.steps })
+        self.confirmed_past(0)
+    }
+
+    fn confirmed_past(&self, passed: u32) -> Option<Run> {
+        (self.steps >= 2).then_some(Run { direction: self.direction, steps: self.steps, passed })
     }
 }
 
@@ -41,6 +47,8 @@ impl Stream {
 pub struct Run {
     pub direction: isize,
     pub steps: u32,
+    /// Resident pages the stream passed without a fault to reach this one.
+    pub passed: u32,
 }
 
 pub struct Streams {
@@ -53,9 +61,10 @@ impl Streams {
         Streams { streams: Vec::with_capacity(STREAMS), clock: 0 }
     }
 
-    /// Records a missing fault on page `index`; returns the direction of the confirmed stream
-    /// it continues, `None` if it continues none (it may start one).
-    pub fn observe(&mut self, index: usize, edge: Edge) -> Option<Run> {
+    /// Records a missing fault on page `index`; `reach` is how many pages right before it (in
+    /// the direction its edge enters from) are resident. Returns the confirmed stream it
+    /// continues, `None` if it continues none (it may start one).
+    pub fn observe(&mut self, index: usize, edge: Edge, reach: usize) -> Option<Run> {
         self.clock += 1;
         let clock = self.clock;
         if let Some(same) = self.streams.iter_mut().find(|s| s.last == index) {
@@ -63,21 +72,28 @@ impl Streams {
             same.used = clock;
             return same.confirmed();
         }
-        let step_from = |last: usize| match edge {
-            Edge::Start => (index == last + 1).then_some(1),
-            Edge::End => (index + 1 == last).then_some(-1),
-            Edge::Middle => None,
+        // The resident pages a step from `last` would pass, if it reaches `index`.
+        let passed_from = |last: usize| {
+            let (step, gap) = match edge {
+                Edge::Start if index > last => (1, index - last - 1),
+                Edge::End if index < last => (-1, last - index - 1),
+                _ => return None,
+            };
+            (gap <= reach).then_some((step, gap))
         };
         let continued = self
             .streams
             .iter_mut()
-            .find(|s| step_from(s.last).is_some_and(|step| s.direction == 0 || s.direction == step));
-        if let Some(stream) = continued {
-            stream.direction = index as isize - stream.last as isize;
+            .filter_map(|s| {
+                passed_from(s.last).filter(|&(step, _)| s.direction == 0 || s.direction == step).map(|p| (s, p))
+            })
+            .min_by_key(|(_, (_, gap))| *gap);
+        if let Some((stream, (step, gap))) = continued {
+            stream.direction = step;
             stream.last = index;
             stream.steps += 1;
             stream.used = clock;
-            return stream.confirmed();
+            return stream.confirmed_past(gap as u32);
         }
         let fresh = Stream { last: index, direction: 0, steps: 0, used: clock };
         if self.streams.len() < STREAMS {
@@ -86,6 +102,11 @@ impl Streams {
             *oldest = fresh;
         }
         None
+    }
+
+    /// How many streams continued within the last `faults` missing faults seen here.
+    pub fn active(&self, faults: u64) -> usize {
+        self.streams.iter().filter(|s| s.steps >= 2 && self.clock - s.used < faults).count()
     }
 
     /// Forgets the streams in pages `range` (freed memory).
@@ -104,8 +125,8 @@ mod tests {
         // Fourteen arrays of 1000 pages swept in lockstep: confirmed at their third page.
         for step in 0..6 {
             for a in 0..14 {
-                let expected = (step >= 2).then_some(Run { direction: 1, steps: step as u32 });
-                assert_eq!(streams.observe(a * 1000 + step, Edge::Start), expected, "array {a} step {step}");
+                let expected = (step >= 2).then_some(Run { direction: 1, steps: step as u32, passed: 0 });
+                assert_eq!(streams.observe(a * 1000 + step, Edge::Start, 0), expected, "array {a} step {step}");
             }
         }
     }
@@ -113,20 +134,33 @@ mod tests {
     #[test]
     fn backward_streams_repeats_and_random_faults() {
         let mut streams = Streams::new();
-        assert_eq!(streams.observe(50, Edge::End), None);
-        assert_eq!(streams.observe(49, Edge::End), None);
-        let backward = Some(Run { direction: -1, steps: 2 });
-        assert_eq!(streams.observe(48, Edge::End), backward);
-        assert_eq!(streams.observe(48, Edge::Middle), backward, "the same page again keeps its stream");
+        assert_eq!(streams.observe(50, Edge::End, 0), None);
+        assert_eq!(streams.observe(49, Edge::End, 0), None);
+        let backward = Some(Run { direction: -1, steps: 2, passed: 0 });
+        assert_eq!(streams.observe(48, Edge::End, 0), backward);
+        assert_eq!(streams.observe(48, Edge::Middle, 0), backward, "the same page again keeps its stream");
         // A fault next to the stream but against its direction is no continuation.
-        assert_eq!(streams.observe(49, Edge::Start), None);
+        assert_eq!(streams.observe(49, Edge::Start, 0), None);
         // Faults in the middle of neighbouring pages are not streams.
-        assert_eq!(streams.observe(7000, Edge::Middle), None);
-        assert_eq!(streams.observe(7001, Edge::Middle), None);
-        assert_eq!(streams.observe(7002, Edge::Middle), None);
+        assert_eq!(streams.observe(7000, Edge::Middle, 0), None);
+        assert_eq!(streams.observe(7001, Edge::Middle, 0), None);
+        assert_eq!(streams.observe(7002, Edge::Middle, 0), None);
         // Entering pages at the wrong edge is no stream either.
-        assert_eq!(streams.observe(8001, Edge::End), None);
-        assert_eq!(streams.observe(8002, Edge::End), None);
-        assert_eq!(streams.observe(8003, Edge::End), None);
+        assert_eq!(streams.observe(8001, Edge::End, 0), None);
+        assert_eq!(streams.observe(8002, Edge::End, 0), None);
+        assert_eq!(streams.observe(8003, Edge::End, 0), None);
+    }
+
+    #[test]
+    fn a_stream_passes_resident_pages() {
+        let mut streams = Streams::new();
+        for page in 10..13 {
+            streams.observe(page, Edge::Start, 0);
+        }
+        // Pages 13..=16 are resident: a fault at 17 continues the stream past them.
+        assert_eq!(streams.observe(17, Edge::Start, 4), Some(Run { direction: 1, steps: 3, passed: 4 }));
+        // Not past a run longer than the resident one.
+        assert_eq!(streams.observe(30, Edge::Start, 11), None);
+        assert_eq!(streams.active(8), 1);
     }
 }
