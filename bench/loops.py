@@ -75,15 +75,21 @@ def read_trace(path):
     return trace.tolist()
 
 
-def workloads(release, mib, iterations, native=False):
+# dlmbench's workloads that are no loops: with --compare --only, to check the loop policy
+# costs them nothing.
+OTHERS = ("seqread", "seqwrite", "rand4k", "gups", "copy", "sparse")
+
+
+def workloads(release, mib, iterations, native=False, others=()):
     dlmbench = [release / "examples" / "dlmbench"]
     flag = ["--native"] if native else []
     himeno = release / "bench" / ("himeno-native" if native else "himeno-c")
-    return {
+    loops = {
         "stencil": ([himeno, str(iterations)], 14 * 4 * GRID[0] * GRID[1] * GRID[2]),
         "triad": (dlmbench + ["triad", str(mib)] + flag, mib << 20),
         "rmw": (dlmbench + ["rmw", str(mib)] + flag, mib << 20),
     }
+    return loops | {w: (dlmbench + [w, str(mib)] + flag, mib << 20) for w in others}
 
 
 def build_stencil(release, native=False):
@@ -107,7 +113,7 @@ def measure(name, cmd, budget, traces):
 
 
 def speed_of(results):
-    return next(((v, u) for k, (v, u) in results.items() if u in ("GB/s", "MFLOPS")), (0, ""))
+    return next(((v, u) for k, (v, u) in results.items() if u in ("GB/s", "MB/s", "MFLOPS", "GFLOP/s", "Mupdates/s")), (0, ""))
 
 
 def compare(args, traces):
@@ -115,8 +121,10 @@ def compare(args, traces):
     other = Path(args.compare).resolve()
     build_stencil(other)
     build_stencil(RELEASE, native=True)
-    mine, theirs = workloads(RELEASE, args.mib, args.iterations), workloads(other, args.mib, args.iterations)
-    natives = workloads(RELEASE, args.mib, args.iterations, native=True)
+    others = [w for w in args.only or [] if w in OTHERS]
+    mine = workloads(RELEASE, args.mib, args.iterations, others=others)
+    theirs = workloads(other, args.mib, args.iterations, others=others)
+    natives = workloads(RELEASE, args.mib, args.iterations, native=True, others=others)
     for name, (cmd, nbytes) in mine.items():
         if args.only and name not in args.only:
             continue
@@ -140,7 +148,8 @@ def compare(args, traces):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", help="a workload (stencil, triad, rmw); repeatable")
+    parser.add_argument("--only", action="append", help="a workload (stencil, triad, rmw; with --compare also "
+                        + ", ".join(OTHERS) + "); repeatable")
     parser.add_argument("--ratios", default="0.25,0.5", help="local budgets as fractions of the data")
     parser.add_argument("--mib", type=int, default=1024, help="data of triad and rmw")
     parser.add_argument("--iterations", type=int, default=3, help="the stencil's iterations")
