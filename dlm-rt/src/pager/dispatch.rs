@@ -72,10 +72,11 @@ impl Pager {
     /// returns the confirmed stream it continues.
     fn observe_stream(&mut self, index: usize, addr: usize) -> Option<Run> {
         let edge = self.edge(index, addr);
-        let reach = match edge {
-            Edge::Start => self.resident_run(index, 1),
-            Edge::End => self.resident_run(index, -1),
-            Edge::Middle => 0,
+        // Only the pages between the nearest stream and this fault need be resident.
+        let reach = match (edge, self.streams.nearest_gap(index, edge)) {
+            (Edge::Start, Some(gap)) if gap > 0 => self.resident_run(index, 1, gap),
+            (Edge::End, Some(gap)) if gap > 0 => self.resident_run(index, -1, gap),
+            _ => 0,
         };
         let run = self.streams.observe(index, edge, reach)?;
         self.note_stream(index, run.direction, run.passed);

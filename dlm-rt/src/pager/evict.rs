@@ -1,5 +1,6 @@
-//! Making room: eviction in [`super::replace`]'s order, sending dirty data home (pre-cleaning, write-back from
-//! staging slots without waiting), server slots for pages that have none, and MPI progress.
+//! Making room: eviction in [`super::replace`]'s order, sending dirty data home (pre-cleaning,
+//! write-back from staging slots without waiting), server slots for pages that have none, and
+//! MPI progress.
 
 use super::page::{Home, State};
 use super::{Pager, Span, CLEAN_AHEAD};

@@ -79,7 +79,8 @@ struct Order {
 impl Order {
     fn positions(self) -> impl Iterator<Item = usize> {
         let Order { stale, split, len } = self;
-        stale.into_iter().chain((0..split).rev().filter(move |&p| Some(p) != stale)).chain(split..len)
+        let rest = (0..split).rev().chain(split..len).filter(move |&p| Some(p) != stale);
+        stale.into_iter().chain(rest)
     }
 }
 
@@ -110,10 +111,10 @@ impl Pager {
     }
 
     /// How many pages right before `index`, coming from `direction`, are resident (at most
-    /// [`MOST_PASSED`], within its segment).
-    pub(super) fn resident_run(&self, index: usize, direction: isize) -> usize {
+    /// `most` and [`MOST_PASSED`], within its segment).
+    pub(super) fn resident_run(&self, index: usize, direction: isize, most: usize) -> usize {
         let pages = self.segment_pages(index);
-        (1..=MOST_PASSED as isize)
+        (1..=most.min(MOST_PASSED) as isize)
             .map(|step| index.checked_add_signed(-step * direction))
             .take_while(|p| p.is_some_and(|p| pages.contains(&p) && self.pages[p].state.is_resident()))
             .count()
@@ -160,6 +161,8 @@ mod tests {
     fn the_order_tries_the_stale_page_then_mru_outside_the_window() {
         let order = Order { stale: Some(1), split: 4, len: 6 };
         assert_eq!(order.positions().collect::<Vec<_>>(), vec![1, 3, 2, 0, 4, 5]);
+        let stale_in_window = Order { stale: Some(2), split: 1, len: 3 };
+        assert_eq!(stale_in_window.positions().collect::<Vec<_>>(), vec![2, 0, 1]);
         let fifo = Order { stale: None, split: 0, len: 3 };
         assert_eq!(fifo.positions().collect::<Vec<_>>(), vec![0, 1, 2]);
     }

@@ -40,6 +40,17 @@ impl Stream {
     fn confirmed_past(&self, passed: u32) -> Option<Run> {
         (self.steps >= 2).then_some(Run { direction: self.direction, steps: self.steps, passed })
     }
+
+    /// The step (+1, -1) and the pages between if a fault on page `index` at `edge` would
+    /// continue this stream past them.
+    fn step_to(&self, index: usize, edge: Edge) -> Option<(isize, usize)> {
+        let (step, gap) = match edge {
+            Edge::Start if index > self.last => (1, index - self.last - 1),
+            Edge::End if index < self.last => (-1, self.last - index - 1),
+            _ => return None,
+        };
+        (self.direction == 0 || self.direction == step).then_some((step, gap))
+    }
 }
 
 /// A confirmed stream: its direction and how many steps it has taken so far.
@@ -62,7 +73,7 @@ impl Streams {
     }
 
     /// Records a missing fault on page `index`; `reach` is how many pages right before it (in
-    /// the direction its edge enters from) are resident. Returns the confirmed stream it
+    /// the direction its edge enters from) are resident, as far as [`Streams::nearest_gap`]. Returns the confirmed stream it
     /// continues, `None` if it continues none (it may start one).
     pub fn observe(&mut self, index: usize, edge: Edge, reach: usize) -> Option<Run> {
         self.clock += 1;
@@ -72,21 +83,10 @@ impl Streams {
             same.used = clock;
             return same.confirmed();
         }
-        // The resident pages a step from `last` would pass, if it reaches `index`.
-        let passed_from = |last: usize| {
-            let (step, gap) = match edge {
-                Edge::Start if index > last => (1, index - last - 1),
-                Edge::End if index < last => (-1, last - index - 1),
-                _ => return None,
-            };
-            (gap <= reach).then_some((step, gap))
-        };
         let continued = self
             .streams
             .iter_mut()
-            .filter_map(|s| {
-                passed_from(s.last).filter(|&(step, _)| s.direction == 0 || s.direction == step).map(|p| (s, p))
-            })
+            .filter_map(|s| s.step_to(index, edge).filter(|&(_, gap)| gap <= reach).map(|p| (s, p)))
             .min_by_key(|(_, (_, gap))| *gap);
         if let Some((stream, (step, gap))) = continued {
             stream.direction = step;
@@ -102,6 +102,12 @@ impl Streams {
             *oldest = fresh;
         }
         None
+    }
+
+    /// The fewest pages between page `index` and a stream that a fault there at `edge` would
+    /// continue: the resident pages a caller must check before [`Streams::observe`].
+    pub fn nearest_gap(&self, index: usize, edge: Edge) -> Option<usize> {
+        self.streams.iter().filter_map(|s| s.step_to(index, edge)).map(|(_, gap)| gap).min()
     }
 
     /// How many streams continued within the last `faults` missing faults seen here.
