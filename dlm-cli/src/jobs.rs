@@ -221,7 +221,13 @@ fn follow(source: &dyn JobSource, mut job: JobStatus, t: &mut Terminal<'_>) -> a
 /// After a failed call: keeps going while the failure may pass (the manager unreachable,
 /// for at most the terminal's `lost_limit`); an error otherwise.
 fn keep_trying(e: ClientError, id: JobId, lost: &mut Option<Instant>, t: &mut Terminal<'_>) -> anyhow::Result<()> {
-    let passing = matches!(e, ClientError::Connect { .. } | ClientError::Io { .. } | ClientError::NotHttp { .. });
+    let passing = matches!(
+        e,
+        ClientError::Connect { .. }
+            | ClientError::Io { .. }
+            | ClientError::NoAnswer { .. }
+            | ClientError::NotHttp { .. }
+    );
     if !passing {
         return Err(e.into());
     }
